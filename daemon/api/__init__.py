@@ -1,0 +1,1 @@
+"""The HTTP API: one FastAPI app, the daemon's front door."""

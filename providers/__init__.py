@@ -1,0 +1,1 @@
+"""Providers: the outside world (SMS, push, e-mail, TGTG) behind small async interfaces."""

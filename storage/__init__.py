@@ -1,0 +1,1 @@
+"""Storage: the SQLite file, its one writer thread, migrations and record types."""

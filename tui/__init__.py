@@ -1,0 +1,1 @@
+"""The shopkeeper's terminal UI; it talks to the daemon over HTTP only."""

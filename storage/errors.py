@@ -1,0 +1,45 @@
+"""Storage errors whose text a shopkeeper can act on: the file, what went wrong, what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class StorageError(Exception):
+    """The database cannot be used; `str()` is a plain sentence for the shopkeeper."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class NotADatabaseError(StorageError):
+    """The file exists but is not an SQLite database."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"{path} is not a shopbell database: it is not an SQLite file. "
+            "Nothing was changed. Check the database path in the configuration, "
+            "or move that file somewhere else so shopbell can create a new database.",
+            path=path,
+        )
+
+
+class SchemaTooNewError(StorageError):
+    """The database has migrations this version does not know: a newer shopbell wrote it."""
+
+    def __init__(self, path: Path | None, unknown: Sequence[str]) -> None:
+        self.unknown = tuple(unknown)
+        where = str(path) if path is not None else "The database"
+        super().__init__(
+            f"{where} was written by a newer version of shopbell "
+            f"(it has changes this version does not know: {', '.join(self.unknown)}). "
+            "Nothing was changed. Install that newer version of shopbell, "
+            "or restore a backup made with this version.",
+            path=path,
+        )
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database cannot be opened or created: missing folder, no permission, disk trouble."""

@@ -1,0 +1,68 @@
+"""Builds the FastAPI app: middleware, error handlers and routers, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from daemon.api import health, index
+from daemon.api.auth import BearerAuthMiddleware, add_bearer_security
+from daemon.api.context import ApiContext, get_ctx
+from daemon.api.errors import UnhandledErrorMiddleware, install_error_handlers
+from daemon.api.limits import BodyLimitMiddleware
+
+__all__ = ["DOCS_URL", "OPENAPI_URL", "ApiContext", "create_app", "get_ctx"]
+
+OPENAPI_URL = "/api/openapi.json"
+DOCS_URL = "/api/docs"
+CORS_MAX_AGE_SECONDS = 600
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    """The API app for `ctx`; the caller serves it (ApiServer) or tests call it directly."""
+    app = FastAPI(
+        title="shopbell",
+        version=ctx.version,
+        openapi_url=OPENAPI_URL,
+        docs_url=DOCS_URL,
+        redoc_url=None,
+        # FastAPI's default is /docs/oauth2-redirect, outside /api and outside the public list.
+        swagger_ui_oauth2_redirect_url=DOCS_URL + "/oauth2-redirect",
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(index.router)
+    _install_openapi_security(app)
+
+    # add_middleware puts each new one outside the previous: the last added runs first.
+    # Order, outermost first: CORS (so preflights and 401/413 answers carry CORS headers),
+    # auth (an unknown client gets 401 before anything else), body limit, error catcher.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=ctx.max_body_bytes)
+    app.add_middleware(BearerAuthMiddleware, token=ctx.api_token)
+    if ctx.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(ctx.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            # Bearer tokens, not cookies: browsers need no credentials mode.
+            allow_credentials=False,
+            max_age=CORS_MAX_AGE_SECONDS,
+        )
+    return app
+
+
+def _install_openapi_security(app: FastAPI) -> None:
+    build_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI caches the schema and rebuilds it when routes change; marking is
+        # idempotent, so mark whatever it returns.
+        return add_bearer_security(build_schema())
+
+    # FastAPI's documented way to customise the schema: replace app.openapi.
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,52 @@
+"""What the HTTP API needs from the daemon, injected once when the app is built."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from daemon.clock import Clock
+from storage.database import Database
+
+# A health source answers "how is this part doing?", e.g. {"state": "ok", "detail": "..."}.
+# "state" is one of "ok", "degraded", "down"; other keys are shown as they are.
+HealthSource = Callable[[], Awaitable[dict[str, Any]]]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass
+class ApiContext:
+    """Everything routes and middleware use; built by the daemon's lifecycle, never by routes."""
+
+    db: Database
+    clock: Clock
+    # repr=False: a logged or printed context must never show the token.
+    api_token: str = field(repr=False)
+    version: str
+    started_at: datetime
+    started_monotonic: float
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    cors_origins: tuple[str, ...] = ()
+    # Later issues register providers, the modem and TGTG accounts here by name.
+    health_sources: dict[str, HealthSource] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # An empty token would make "Authorization: Bearer " a valid login.
+        if not self.api_token.strip():
+            raise ValueError("api_token is empty: the API would accept an empty bearer token")
+        if self.max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be at least 1, got {self.max_body_bytes}")
+        if self.started_at.tzinfo is None:
+            raise ValueError("started_at must be timezone-aware (UTC)")
+        self.cors_origins = tuple(self.cors_origins)
+
+
+def get_ctx(request: Request) -> ApiContext:
+    """FastAPI dependency: the context stored on the app by `create_app`."""
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,5 @@
+"""`python -m daemon` runs the shopbell command (as the console script does)."""
+
+from daemon.cli import main
+
+main()

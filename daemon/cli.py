@@ -1,0 +1,218 @@
+"""The `shopbell` command: run the daemon, set it up, and look after its database file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from daemon import __version__
+from daemon.config import (
+    ENV_CONFIG,
+    ConfigError,
+    LoadedConfig,
+    default_config_path,
+    effective_toml,
+    load_config,
+    reference_config_text,
+)
+from daemon.lifecycle import EXIT_BAD_CONFIG, Overrides, run_daemon
+from daemon.paths import PathError, ensure_api_token, ensure_private_dir, write_private_file
+from storage.admin import backup_file, check_file, migrate_file
+from storage.errors import StorageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _load(ctx: click.Context) -> LoadedConfig:
+    try:
+        return load_config(ctx.obj["config"])
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"Config file to use (else ${ENV_CONFIG}, else {default_config_path()}).",
+)
+@click.version_option(__version__, "--version", prog_name="shopbell")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """shopbell: the shop's local messaging hub (SMS, push, OTP, TGTG alerts, back office)."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config_path
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (overrides [api] host).")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="Port to listen on (overrides [api] port).",
+)
+@click.pass_context
+def run(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the daemon until SIGINT or SIGTERM (SIGHUP reloads the config).
+
+    Works on a fresh machine: whatever is missing (data folder, database, API token) is
+    created with defaults.
+    """
+    sys.exit(run_daemon(ctx.obj["config"], Overrides(host=host, port=port)))
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented config file and generate the API token.
+
+    The config goes to --config, else $SHOPBELL_CONFIG, else the user config folder. An
+    existing config is never overwritten without --force; an existing token is kept.
+    """
+
+    target: Path = ctx.obj["config"] or Path(os.environ.get(ENV_CONFIG) or default_config_path())
+    if target.exists() and not force:
+        _fail(f"{target} already exists; use `shopbell init --force` to overwrite it")
+    try:
+        ensure_private_dir(target.parent, purpose="config folder")
+        write_private_file(target, reference_config_text(), overwrite=force)
+    except PathError as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {target}")
+    try:
+        settings = load_config(target).settings
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
+    if settings.api.token.get_secret_value():
+        click.echo("API token: set in the config; not generating one")
+    else:
+        try:
+            ensure_api_token(settings.token_path)
+        except PathError as exc:
+            _fail(str(exc))
+        click.echo(f"API token: {settings.token_path} (`shopbell token` prints it)")
+    click.echo(f"database: {settings.database_path} (created by `shopbell run`)")
+
+
+@cli.group(context_settings=CONTEXT)
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Validate the config and print the effective settings, secrets masked."""
+    loaded = _load(ctx)
+    settings = loaded.settings
+    click.echo(f"# config: {loaded.source_label} is valid")
+    if loaded.env_keys:
+        click.echo(f"# from the environment: {', '.join(loaded.env_keys)}")
+    click.echo(f"# data folder: {settings.data_dir}")
+    click.echo(f"# database: {settings.database_path}")
+    click.echo(effective_toml(settings).rstrip())
+
+
+@cli.group(context_settings=CONTEXT)
+def db() -> None:
+    """Work on the database file (safe whether or not the daemon runs)."""
+
+
+@db.command("migrate")
+@click.pass_context
+def db_migrate(ctx: click.Context) -> None:
+    """Apply any pending schema migrations."""
+    path = _load(ctx).settings.database_path
+    try:
+        ensure_private_dir(path.parent, purpose="database folder")
+        applied = migrate_file(path)
+    except (StorageError, PathError) as exc:
+        _fail(str(exc))
+    if applied:
+        click.echo(f"{path}: applied {len(applied)} migrations: {', '.join(applied)}")
+    else:
+        click.echo(f"{path}: schema up to date")
+
+
+@db.command("backup")
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace DEST if it exists.")
+@click.pass_context
+def db_backup(ctx: click.Context, dest: Path, overwrite: bool) -> None:
+    """Copy the database to DEST with SQLite's online backup (safe while the daemon runs)."""
+    path = _load(ctx).settings.database_path
+    try:
+        result = backup_file(path, dest, overwrite=overwrite)
+    except StorageError as exc:
+        _fail(str(exc))
+    click.echo(f"backed up {path} to {result.path} ({result.size_bytes} bytes)")
+
+
+@db.command("check")
+@click.pass_context
+def db_check(ctx: click.Context) -> None:
+    """Check the database's integrity and its migrations; exit 1 if anything is wrong."""
+    path = _load(ctx).settings.database_path
+    try:
+        result = check_file(path)
+    except StorageError as exc:
+        _fail(str(exc))
+    status = result.migrations
+    integrity_ok = result.integrity == ("ok",)
+    click.echo(f"database: {path}")
+    click.echo(f"integrity: {'ok' if integrity_ok else 'PROBLEMS'}")
+    for line in () if integrity_ok else result.integrity:
+        click.echo(f"  {line}")
+    if result.foreign_key_violations:
+        click.echo(f"foreign keys: {len(result.foreign_key_violations)} rows point nowhere")
+        for line in result.foreign_key_violations:
+            click.echo(f"  {line}")
+    click.echo(f"migrations: {len(status.applied)} applied, {len(status.pending)} pending")
+    for name in status.pending:
+        click.echo(f"  pending: {name} (run `shopbell db migrate`)")
+    for name in status.unknown:
+        click.echo(f"  unknown: {name} (written by a newer shopbell)")
+    if not result.ok or status.unknown:
+        sys.exit(1)
+
+
+@cli.command()
+@click.pass_context
+def token(ctx: click.Context) -> None:
+    """Print the API token (for scripts and curl), generating it if there is none yet."""
+    settings = _load(ctx).settings
+    configured = settings.api.token.get_secret_value()
+    if configured:
+        click.echo(configured)
+        return
+    try:
+        click.echo(ensure_api_token(settings.token_path))
+    except PathError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+def version() -> None:
+    """Print shopbell's version and what it runs on."""
+    click.echo(f"shopbell {__version__}")
+    click.echo(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}")
+
+
+def main() -> None:
+    """The console script's entry point."""
+    cli(prog_name="shopbell")

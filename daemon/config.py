@@ -1,0 +1,409 @@
+"""Configuration: config.toml and SHOPBELL_* variables read into frozen, typed settings."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+APP_NAME = "shopbell"
+ENV_CONFIG = "SHOPBELL_CONFIG"
+ENV_PREFIX = "SHOPBELL_"
+CONFIG_FILENAME = "config.toml"
+
+# Lists from TOML arrive as lists; strict mode would refuse them for a tuple field.
+StrTuple = Annotated[tuple[str, ...], Field(strict=False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class ShopSettings(_Section):
+    """The shop itself."""
+
+    name: str = Field(default="My Shop", min_length=1, max_length=80)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a known time zone; use an IANA name like 'Europe/Paris'"
+            ) from None
+        return value
+
+
+class PathSettings(_Section):
+    """Where shopbell keeps its files."""
+
+    data_dir: str = ""
+    database: str = ""
+
+
+class ApiSettings(_Section):
+    """The HTTP API: the daemon's one front door."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    token: SecretStr = SecretStr("")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    cors_origins: StrTuple = ()
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_address(cls, value: str) -> str:
+        if value == "localhost":
+            return value
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address; use 127.0.0.1 (this machine only), "
+                "0.0.0.0 (every network) or one of this machine's addresses"
+            ) from None
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw and len(raw) < 16:
+            raise ValueError("must be at least 16 characters (or empty to use a generated one)")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not an origin like 'http://192.168.1.20:3000'")
+        return value
+
+
+class LoggingSettings(_Section):
+    """What the daemon writes to its log."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DatabaseSettings(_Section):
+    """The SQLite file's connection settings."""
+
+    busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+
+
+class ShutdownSettings(_Section):
+    """Time allowed for each stage of a graceful stop."""
+
+    api_seconds: float = Field(default=5.0, gt=0, le=120)
+    storage_seconds: float = Field(default=5.0, gt=0, le=120)
+
+    @property
+    def total_seconds(self) -> float:
+        """The whole stop budget; systemd's TimeoutStopSec must stay above it."""
+        return self.api_seconds + self.storage_seconds
+
+
+class Settings(_Section):
+    """All of shopbell's settings; every key has a default."""
+
+    shop: ShopSettings = ShopSettings()
+    paths: PathSettings = PathSettings()
+    api: ApiSettings = ApiSettings()
+    logging: LoggingSettings = LoggingSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder for the database, the API token and logs."""
+        if self.paths.data_dir:
+            return Path(self.paths.data_dir).expanduser()
+        return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file; relative paths are relative to the data folder."""
+        if not self.paths.database:
+            return self.data_dir / "shopbell.db"
+        path = Path(self.paths.database).expanduser()
+        return path if path.is_absolute() else self.data_dir / path
+
+    @property
+    def token_path(self) -> Path:
+        """Where the generated API token is kept (mode 0600)."""
+        return self.data_dir / "api_token"
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration, each with its key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"configuration {source} has {_count(len(problems), 'problem')}:"]
+        lines += [f"  - {problem}" for problem in problems]
+        lines.append("Fix these and start again; `shopbell config check` shows the result.")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """Settings plus where they came from."""
+
+    settings: Settings
+    source: Path | None
+    env_keys: tuple[str, ...]
+
+    @property
+    def source_label(self) -> str:
+        return str(self.source) if self.source else "(no file: built-in defaults)"
+
+
+def default_config_path() -> Path:
+    """config.toml in the user's config folder (platformdirs)."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / CONFIG_FILENAME
+
+
+def find_config(explicit: Path | None, environ: Mapping[str, str]) -> tuple[Path | None, bool]:
+    """The config file to read and whether it was asked for (so it must exist)."""
+    if explicit is not None:
+        return explicit, True
+    if environ.get(ENV_CONFIG):
+        return Path(environ[ENV_CONFIG]), True
+    fallback = default_config_path()
+    return (fallback, False) if fallback.exists() else (None, False)
+
+
+def load_config(
+    explicit: Path | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Read the config file (if any) and SHOPBELL_* variables; raise ConfigError with all problems.
+
+    Precedence: --config PATH, then $SHOPBELL_CONFIG, then the user config folder; with no file,
+    the defaults (the same as the reference config.toml). Variables override the file.
+    """
+    environ = os.environ if environ is None else environ
+    path, required = find_config(explicit, environ)
+    label = str(path) if path else "(defaults)"
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_toml(path, required)
+    problems: list[str] = []
+    env_keys = _apply_environment(data, environ, problems)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems += [_describe(error) for error in exc.errors()]
+        settings = None
+    if problems or settings is None:
+        raise ConfigError(label, problems)
+    return LoadedConfig(settings=settings, source=path, env_keys=tuple(env_keys))
+
+
+def _read_toml(path: Path, required: bool) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        if not required:
+            return {}
+        raise ConfigError(
+            str(path), ["file not found; create it with `shopbell init` or fix the path"]
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), ["is a folder, not a file"]) from None
+    except PermissionError:
+        raise ConfigError(
+            str(path), ["cannot read the file: permission denied (check its owner and mode)"]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"not UTF-8 text (byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+
+
+def _apply_environment(
+    data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
+) -> list[str]:
+    """Overlay SHOPBELL_<SECTION>_<KEY> variables onto the file's data."""
+    used: list[str] = []
+    sections = Settings.model_fields
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        model = sections[section].annotation if section in sections else None
+        if model is None or key not in model.model_fields:
+            problems.append(
+                f"environment variable {name}: not a shopbell setting "
+                f"(expected SHOPBELL_<SECTION>_<KEY>, e.g. SHOPBELL_API_TOKEN)"
+            )
+            continue
+        field = model.model_fields[key]
+        try:
+            value = _parse_env_value(environ[name], field.annotation)
+        except ValueError as exc:
+            problems.append(f"environment variable {name}: {exc}")
+            continue
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            continue  # the file's own type error for this section is reported by validation
+        target[key] = value
+        used.append(f"{section}.{key}")
+    return used
+
+
+def _parse_env_value(raw: str, annotation: Any) -> Any:
+    if annotation is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+    if annotation is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+    if annotation is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if "tuple" in str(annotation):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+_TYPE_WORDS = {
+    "string_type": "a text value in quotes",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "tuple_type": 'a list like ["a", "b"]',
+    "model_type": "a [section] table",
+}
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One plain sentence for one pydantic error, with its key path; secrets are never echoed."""
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    kind = error["type"]
+    secret = _is_secret(loc)
+    if kind == "extra_forbidden":
+        noun = "section" if len(loc) == 1 else "key"
+        return f"{key}: unknown {noun}{_suggestion(loc)}"
+    if kind in _TYPE_WORDS:
+        got = "" if secret else f", got {_toml_kind(error.get('input'))}"
+        return f"{key}: expected {_TYPE_WORDS[kind]}{got}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        message = message.replace("Input should be", "must be one of")
+    else:
+        message = message.replace("Input should be", "must be")
+    shown = "" if secret or kind == "value_error" else f" (got {error.get('input')!r})"
+    return f"{key}: {message}{shown}"
+
+
+def _is_secret(loc: list[str]) -> bool:
+    if len(loc) < 2 or loc[0] not in Settings.model_fields:
+        return False
+    model = Settings.model_fields[loc[0]].annotation
+    field = getattr(model, "model_fields", {}).get(loc[1])
+    return field is not None and field.annotation is SecretStr
+
+
+def _suggestion(loc: list[str]) -> str:
+    if len(loc) == 1:
+        known = list(Settings.model_fields)
+    else:
+        model = Settings.model_fields.get(loc[0])
+        known = list(model.annotation.model_fields) if model else []  # type: ignore[union-attr]
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(known)})" if known else ""
+
+
+def _toml_kind(value: Any) -> str:
+    names = {str: "text", bool: "true/false", int: "a whole number", float: "a number"}
+    for kind, word in names.items():
+        if type(value) is kind:
+            return f"{word} {value!r}" if kind is not bool else word
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def effective_toml(settings: Settings) -> str:
+    """The settings as TOML text, secrets masked: what `shopbell config check` prints."""
+    lines: list[str] = []
+    for section_name in Settings.model_fields:
+        section = getattr(settings, section_name)
+        lines.append(f"[{section_name}]")
+        for key in type(section).model_fields:
+            value = getattr(section, key)
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return '"********"' if value.get_secret_value() else '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret, for the log filter that keeps them out of logs."""
+    found: list[str] = []
+    for section_name in Settings.model_fields:
+        section = getattr(settings, section_name)
+        for key in type(section).model_fields:
+            value = getattr(section, key)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                found.append(value.get_secret_value())
+    return found
+
+
+def reference_config_text() -> str:
+    """The commented reference config.toml, shipped in the wheel or read from the source tree."""
+    packaged = Path(__file__).with_name("reference_config.toml")
+    source_tree = Path(__file__).resolve().parent.parent / CONFIG_FILENAME
+    for candidate in (packaged, source_tree):
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    raise FileNotFoundError("the reference config.toml is missing from this installation")

@@ -1,0 +1,285 @@
+"""The daemon's life: start in a written-down order, stop in reverse in named, timed stages."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from daemon import __version__
+from daemon.api.app import create_app
+from daemon.api.context import ApiContext
+from daemon.api.server import ApiBindError, ApiServer, bind_socket
+from daemon.clock import Clock, SystemClock
+from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
+from daemon.lock import InstanceLock, LockError
+from daemon.logs import setup_logging, update_logging
+from daemon.paths import PathError, ensure_api_token, ensure_private_dir
+from storage.database import Database
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_STARTUP_FAILED = 1
+EXIT_BAD_CONFIG = 2
+EXIT_FORCED = 130
+HTTP_CLIENT_CLOSE_SECONDS = 2.0
+HTTP_TIMEOUT_SECONDS = 20.0
+# Keys a running daemon can take from a reloaded config; everything else needs a restart.
+RELOADABLE_KEYS = frozenset({"logging.level"})
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do, in plain words."""
+
+
+@dataclass
+class _Stage:
+    """One started part, with the way and the time allowed to stop it."""
+
+    name: str
+    timeout: float
+    stop: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Overrides:
+    """Settings given on the command line; they win over the file and the environment."""
+
+    host: str | None = None
+    port: int | None = None
+
+    def apply(self, settings: Settings) -> Settings:
+        changes = {k: v for k, v in (("host", self.host), ("port", self.port)) if v is not None}
+        if not changes:
+            return settings
+        api = settings.api.model_dump() | changes
+        try:
+            return settings.model_copy(update={"api": type(settings.api).model_validate(api)})
+        except ValueError as exc:
+            problems = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]  # type: ignore[attr-defined]
+            raise ConfigError("(command line)", [f"--host/--port: {p}" for p in problems]) from None
+
+
+@dataclass
+class Daemon:
+    """One shopbell process: storage, the shared HTTP client, the API; stopped by a signal."""
+
+    loaded: LoadedConfig
+    config_arg: Path | None = None
+    overrides: Overrides = field(default_factory=Overrides)
+    clock: Clock = field(default_factory=SystemClock)
+    environ: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self.settings = self.overrides.apply(self.loaded.settings)
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._stages: list[_Stage] = []
+        self._lock: InstanceLock | None = None
+        self.db: Database | None = None
+        self.http: httpx.AsyncClient | None = None
+        self.api_server: ApiServer | None = None
+        self.api_token = ""
+
+    async def run(self) -> int:
+        """Start, serve until SIGINT/SIGTERM, stop; the process exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        try:
+            try:
+                await self._start()
+            except StartupError as exc:
+                log.error("cannot start: %s", exc)
+                return EXIT_STARTUP_FAILED
+            if not self._stop.is_set():
+                await self._stop.wait()
+            return EXIT_OK
+        finally:
+            await self._shutdown()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    def request_stop(self) -> None:
+        """Ask the daemon to stop gracefully (what SIGTERM does)."""
+        self._stop.set()
+
+    async def _start(self) -> None:
+        settings = self.settings
+        log.info(
+            "shopbell %s starting (pid %d); config: %s",
+            __version__,
+            os.getpid(),
+            self.loaded.source_label,
+        )
+        if self.loaded.env_keys:
+            log.info("settings from the environment: %s", ", ".join(self.loaded.env_keys))
+        try:
+            ensure_private_dir(settings.data_dir)
+            ensure_private_dir(settings.database_path.parent, purpose="database folder")
+            self._lock = InstanceLock(settings.database_path)
+            self._lock.acquire()
+            self.api_token = settings.api.token.get_secret_value() or ensure_api_token(
+                settings.token_path
+            )
+        except (PathError, LockError) as exc:
+            raise StartupError(str(exc)) from None
+        # The generated token is a secret too: from here on the log masks it.
+        update_logging(settings.logging.level, [*secret_values(settings), self.api_token])
+
+        self.db = Database(
+            settings.database_path, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
+        try:
+            applied = await self.db.open(migrate=True)
+        except StorageError as exc:
+            raise StartupError(str(exc)) from None
+        self._stages.append(_Stage("database", settings.shutdown.storage_seconds, self.db.close))
+        log.info(
+            "database: %s (%s)",
+            settings.database_path,
+            f"applied {len(applied)} migrations" if applied else "schema up to date",
+        )
+
+        self.http = httpx.AsyncClient(
+            timeout=HTTP_TIMEOUT_SECONDS,
+            headers={"User-Agent": f"shopbell/{__version__}"},
+        )
+        self._stages.append(_Stage("http client", HTTP_CLIENT_CLOSE_SECONDS, self.http.aclose))
+        log.info("http client: ready (timeout %.0fs)", HTTP_TIMEOUT_SECONDS)
+
+        try:
+            sock = bind_socket(settings.api.host, settings.api.port)
+        except ApiBindError as exc:
+            raise StartupError(str(exc)) from None
+        ctx = ApiContext(
+            db=self.db,
+            clock=self.clock,
+            api_token=self.api_token,
+            version=__version__,
+            started_at=self.clock.now(),
+            started_monotonic=self.clock.monotonic(),
+            max_body_bytes=settings.api.max_body_bytes,
+            cors_origins=settings.api.cors_origins,
+        )
+        server = ApiServer(create_app(ctx), sock)
+        self.api_server = server
+        await server.start()
+        api_budget = settings.shutdown.api_seconds
+        # The server forces its connections closed a little before the stage's own deadline.
+        self._stages.append(
+            _Stage("api", api_budget, functools.partial(server.stop, timeout=api_budget * 0.8))
+        )
+        url = self.api_url
+        log.info("api: listening on %s (docs %s/api/docs)", url, url)
+        log.info(
+            "ready: database %s, config %s, API %s",
+            settings.database_path,
+            self.loaded.source_label,
+            url,
+        )
+
+    @property
+    def api_url(self) -> str:
+        host = self.settings.api.host
+        port = self.api_server.bound_port if self.api_server else self.settings.api.port
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+
+    async def _shutdown(self) -> None:
+        if not self._stages and self._lock is None:
+            return
+        self._stopping = True
+        started = self.clock.monotonic()
+        budget = sum(stage.timeout for stage in self._stages)
+        log.info("stopping: %d stages, budget %.1fs", len(self._stages), budget)
+        while self._stages:
+            stage = self._stages.pop()
+            try:
+                await asyncio.wait_for(stage.stop(), timeout=stage.timeout)
+                log.info("stopped: %s", stage.name)
+            except TimeoutError:
+                log.warning(
+                    "stop: %s did not finish within %.1fs; moved on", stage.name, stage.timeout
+                )
+            except Exception:
+                log.exception("stop: %s failed; moved on", stage.name)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        log.info("shopbell stopped in %.1fs", self.clock.monotonic() - started)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        name = signal.Signals(sig).name
+        if self._stop.is_set():
+            # The operator asked twice: they want it gone now, not gracefully.
+            log.warning("second %s: forcing exit now", name)
+            logging.shutdown()
+            os._exit(EXIT_FORCED)
+        log.info(
+            "%s received: stopping gracefully (send it again to force)",
+            name,
+        )
+        self._stop.set()
+
+    def _on_reload_signal(self) -> None:
+        asyncio.get_running_loop().create_task(self.reload(), name="config-reload")
+
+    async def reload(self) -> list[str]:
+        """Re-read the config (SIGHUP); apply what can change live, name what needs a restart."""
+        try:
+            loaded = await asyncio.to_thread(load_config, self.config_arg, self.environ)
+            new = self.overrides.apply(loaded.settings)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            return []
+        changed = _changed_keys(self.settings, new)
+        if not changed:
+            log.info("reload: configuration unchanged")
+            return []
+        live = [key for key in changed if key in RELOADABLE_KEYS]
+        restart = [key for key in changed if key not in RELOADABLE_KEYS]
+        if live:
+            update_logging(new.logging.level, [*secret_values(new), self.api_token])
+            log.info("reload: applied %s", ", ".join(live))
+        if restart:
+            log.warning("reload: these need a restart to take effect: %s", ", ".join(restart))
+        self.loaded = loaded
+        self.settings = self.settings.model_copy(update={"logging": new.logging})
+        return changed
+
+
+def _changed_keys(old: Settings, new: Settings) -> list[str]:
+    changed: list[str] = []
+    for section_name in Settings.model_fields:
+        before, after = getattr(old, section_name), getattr(new, section_name)
+        for key in type(before).model_fields:
+            if getattr(before, key) != getattr(after, key):
+                changed.append(f"{section_name}.{key}")
+    return changed
+
+
+def run_daemon(
+    config_arg: Path | None, overrides: Overrides, environ: Mapping[str, str] | None = None
+) -> int:
+    """`shopbell run`: load the config, set up logging, run until stopped; the exit code."""
+    try:
+        loaded = load_config(config_arg, environ)
+        settings = overrides.apply(loaded.settings)
+    except ConfigError as exc:
+        setup_logging("INFO")
+        log.error("%s", exc)
+        return EXIT_BAD_CONFIG
+    setup_logging(settings.logging.level, secret_values(settings))
+    daemon = Daemon(loaded=loaded, config_arg=config_arg, overrides=overrides, environ=environ)
+    return asyncio.run(daemon.run())

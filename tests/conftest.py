@@ -1,0 +1,36 @@
+"""Fixtures shared by every test: an isolated environment and a temporary config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """No test reads or writes the real user's config or data folders, or their SHOPBELL_ vars."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    for name in list(os.environ):
+        if name.startswith("SHOPBELL_") or name == "JOURNAL_STREAM":
+            monkeypatch.delenv(name)
+    return home
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a config.toml with the given text (data folder in tmp_path unless it says)."""
+
+    def write(text: str = "", *, name: str = "config.toml") -> Path:
+        path = tmp_path / name
+        if "[paths]" not in text:
+            text = f'[paths]\ndata_dir = "{tmp_path / "data"}"\n\n' + text
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 APP_NAME = "shopbell"
 ENV_CONFIG = "SHOPBELL_CONFIG"
 ENV_PREFIX = "SHOPBELL_"
+SMS_PROVIDERS = ("twilio", "fast2sms", "console")
 CONFIG_FILENAME = "config.toml"
 
 # Lists from TOML arrive as lists; strict mode would refuse them for a tuple field.
@@ -61,6 +62,14 @@ class ApiSettings(_Section):
     token: SecretStr = SecretStr("")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     cors_origins: StrTuple = ()
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not a URL like 'https://shop.example.com'")
+        return value.rstrip("/")
 
     @field_validator("host")
     @classmethod
@@ -91,6 +100,112 @@ class ApiSettings(_Section):
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an origin like 'http://192.168.1.20:3000'")
         return value
+
+
+class SmsSettings(_Section):
+    """How SMS are addressed, sized and routed."""
+
+    default_region: str = ""
+    chain: StrTuple = ("twilio", "fast2sms", "console")
+    max_segments: int = Field(default=10, ge=1, le=50)
+    smss_per_minute: int = Field(default=5, ge=0, le=10_000)
+    help_text: str = Field(
+        default="Reply STOP to stop these messages, START to get them again.",
+        min_length=1,
+        max_length=300,
+    )
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        import phonenumbers
+
+        if value and value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region code; use two letters like 'FR' or 'IN'")
+        return value.upper()
+
+    @field_validator("chain")
+    @classmethod
+    def _known_providers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in SMS_PROVIDERS]
+        if unknown:
+            raise ValueError(
+                f"unknown provider {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(SMS_PROVIDERS)}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("names a provider twice")
+        if not value:
+            raise ValueError('must name at least one provider ("console" only prints)')
+        return value
+
+
+class OutboxSettings(_Section):
+    """Retries, failover and crash recovery of the outbox."""
+
+    attempts_per_provider: int = Field(default=3, ge=1, le=20)
+    backoff_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    backoff_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    lease_seconds: float = Field(default=120.0, ge=5, le=3600)
+    breaker_cooldown_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    batch_size: int = Field(default=64, ge=1, le=1000)
+
+
+class ConsoleSettings(_Section):
+    """The console provider: prints messages instead of sending them (development)."""
+
+    rate_per_second: float = Field(default=1000.0, gt=0)
+    concurrency: int = Field(default=16, ge=1, le=256)
+
+
+class TwilioSettings(_Section):
+    """Twilio's Messages API."""
+
+    account_sid: str = ""
+    auth_token: SecretStr = SecretStr("")
+    from_number: str = ""
+    messaging_service_sid: str = ""
+    base_url: str = "https://api.twilio.com"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    rate_per_second: float = Field(default=10.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+    @property
+    def configured(self) -> bool:
+        sender = self.from_number or self.messaging_service_sid
+        return bool(self.account_sid and self.auth_token.get_secret_value() and sender)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_base_url(value)
+
+
+class Fast2SmsSettings(_Section):
+    """Fast2SMS, the backup HTTP gateway (Indian numbers only)."""
+
+    api_key: SecretStr = SecretStr("")
+    base_url: str = "https://www.fast2sms.com/dev/"
+    route: Literal["q", "dlt"] = "q"
+    sender_id: str = ""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    rate_per_second: float = Field(default=5.0, gt=0)
+    concurrency: int = Field(default=2, ge=1, le=64)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key.get_secret_value())
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_base_url(value)
+
+
+def _check_base_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
 
 
 class LoggingSettings(_Section):
@@ -126,6 +241,11 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     database: DatabaseSettings = DatabaseSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
+    sms: SmsSettings = SmsSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    fast2sms: Fast2SmsSettings = Fast2SmsSettings()
 
     @property
     def data_dir(self) -> Path:

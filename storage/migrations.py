@@ -127,10 +127,16 @@ def m002_create_messages(db: sqlite_utils.Database) -> None:
             notification_id INTEGER REFERENCES notifications(id) ON DELETE SET NULL,
             encoding TEXT CHECK (encoding IS NULL OR encoding IN ('gsm7', 'ucs2')),
             segments INTEGER CHECK (segments IS NULL OR segments >= 1),
+            -- The provider of the latest attempt, and where the message stands in its channel's
+            -- chain: failover moves chain_position on and starts provider_attempts again.
             provider TEXT,
             provider_message_id TEXT,
+            chain_position INTEGER NOT NULL DEFAULT 0 CHECK (chain_position >= 0),
+            provider_attempts INTEGER NOT NULL DEFAULT 0 CHECK (provider_attempts >= 0),
             attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
             last_error TEXT,
+            -- The provider's own error code of the last failure (Twilio 21211, CMS 500, ...).
+            error_code TEXT,
             validity_seconds INTEGER CHECK (validity_seconds IS NULL OR validity_seconds > 0),
             created_at TEXT NOT NULL,
             -- When the next attempt may start (DESIGN's next_attempt_at).

@@ -147,8 +147,11 @@ class Message(_Record):
     segments: int | None
     provider: str | None
     provider_message_id: str | None
+    chain_position: int
+    provider_attempts: int
     attempts: int
     last_error: str | None
+    error_code: str | None
     validity_seconds: int | None
     created_at: datetime
     due_at: datetime

@@ -12,6 +12,7 @@ from typing import NoReturn
 import click
 
 from daemon import __version__
+from daemon.client import ClientError, DaemonClient
 from daemon.config import (
     ENV_CONFIG,
     ConfigError,
@@ -203,6 +204,71 @@ def token(ctx: click.Context) -> None:
     try:
         click.echo(ensure_api_token(settings.token_path))
     except PathError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+@click.option("--to", "to", required=True, help="Phone number, e.g. +33612345678.")
+@click.option("--key", default=None, help="Idempotency key: the same key never sends twice.")
+@click.argument("text")
+@click.pass_context
+def send(ctx: click.Context, to: str, key: str | None, text: str) -> None:
+    """Send TEXT by SMS through the running daemon (it is queued, then sent)."""
+    client = _client(ctx)
+    try:
+        body = client.request(
+            "POST", "/api/v1/messages", json={"to": to, "body": text, "idempotency_key": key}
+        )
+    except ClientError as exc:
+        _fail(str(exc))
+    message = body["message"]
+    state = "queued" if body.get("created") else "already queued earlier with this key"
+    click.echo(
+        f"message {message['id']} to {message['recipient']}: {state} "
+        f"({message['segments']} segment(s), {message['encoding']})"
+    )
+
+
+@cli.command()
+@click.option(
+    "--status",
+    type=click.Choice(
+        ["queued", "sending", "sent", "delivered", "undelivered", "failed", "cancelled"]
+    ),
+    default=None,
+    help="Only messages in this state.",
+)
+@click.option("--to", "recipient", default=None, help="Only messages to this number.")
+@click.option("--kind", default=None, help="Only this kind (otp, alert, manual, report, reply).")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.pass_context
+def messages(
+    ctx: click.Context, status: str | None, recipient: str | None, kind: str | None, limit: int
+) -> None:
+    """List the message log, newest first, through the running daemon."""
+    params = {"status": status, "recipient": recipient, "kind": kind, "limit": limit}
+    try:
+        body = _client(ctx).request(
+            "GET", "/api/v1/messages", params={k: v for k, v in params.items() if v is not None}
+        )
+    except ClientError as exc:
+        _fail(str(exc))
+    rows = body["messages"]
+    if not rows:
+        click.echo("no messages")
+        return
+    for row in rows:
+        error = f"  ({row['last_error']})" if row["last_error"] and row["status"] != "sent" else ""
+        click.echo(
+            f"{row['id']:>6}  {row['created_at'][:19]}  {row['status']:<11} {row['kind']:<7} "
+            f"{row['recipient']:<16} {row['provider'] or '-':<9} {row['body'][:40]!r}{error}"
+        )
+
+
+def _client(ctx: click.Context) -> DaemonClient:
+    try:
+        return DaemonClient(_load(ctx).settings)
+    except ClientError as exc:
         _fail(str(exc))
 
 

@@ -17,13 +17,20 @@ from daemon import __version__
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
 from daemon.api.server import ApiBindError, ApiServer, bind_socket
-from daemon.clock import Clock, SystemClock
+from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
 from daemon.lock import InstanceLock, LockError
 from daemon.logs import setup_logging, update_logging
+from daemon.outbox.dispatcher import Dispatcher
+from daemon.outbox.policy import RetryPolicy
+from daemon.outbox.router import Router
+from daemon.outbox.service import Outbox
+from daemon.outbox.wiring import ChainReport, build_router
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir
 from storage.database import Database
 from storage.errors import StorageError
+from storage.messages import count_by_status
+from storage.optouts import opt_out
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,7 @@ EXIT_STARTUP_FAILED = 1
 EXIT_BAD_CONFIG = 2
 EXIT_FORCED = 130
 HTTP_CLIENT_CLOSE_SECONDS = 2.0
+PROVIDERS_CLOSE_SECONDS = 3.0
 HTTP_TIMEOUT_SECONDS = 20.0
 # Keys a running daemon can take from a reloaded config; everything else needs a restart.
 RELOADABLE_KEYS = frozenset({"logging.level"})
@@ -88,6 +96,9 @@ class Daemon:
         self.db: Database | None = None
         self.http: httpx.AsyncClient | None = None
         self.api_server: ApiServer | None = None
+        self.router: Router | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.outbox: Outbox | None = None
         self.api_token = ""
 
     async def run(self) -> int:
@@ -158,6 +169,31 @@ class Daemon:
         self._stages.append(_Stage("http client", HTTP_CLIENT_CLOSE_SECONDS, self.http.aclose))
         log.info("http client: ready (timeout %.0fs)", HTTP_TIMEOUT_SECONDS)
 
+        self.router, chain = build_router(settings, self.http, self.clock)
+        self._stages.append(_Stage("providers", PROVIDERS_CLOSE_SECONDS, self.router.close))
+        await self._report_providers(chain)
+        outbox = settings.outbox
+        self.dispatcher = Dispatcher(
+            self.db,
+            self.router,
+            self.clock,
+            RetryPolicy(
+                attempts_per_provider=outbox.attempts_per_provider,
+                base_seconds=outbox.backoff_base_seconds,
+                max_seconds=outbox.backoff_max_seconds,
+            ),
+            lease_seconds=outbox.lease_seconds,
+            batch_size=outbox.batch_size,
+            on_opt_out=self._record_opt_out,
+        )
+        self.outbox = Outbox(
+            self.db,
+            self.clock,
+            default_region=settings.sms.default_region,
+            max_segments=settings.sms.max_segments,
+            wake=self.dispatcher.wake,
+        )
+
         try:
             sock = bind_socket(settings.api.host, settings.api.port)
         except ApiBindError as exc:
@@ -171,6 +207,9 @@ class Daemon:
             started_monotonic=self.clock.monotonic(),
             max_body_bytes=settings.api.max_body_bytes,
             cors_origins=settings.api.cors_origins,
+            health_sources={"sms": self._sms_health},
+            settings=settings,
+            outbox=self.outbox,
         )
         server = ApiServer(create_app(ctx), sock)
         self.api_server = server
@@ -182,12 +221,65 @@ class Daemon:
         )
         url = self.api_url
         log.info("api: listening on %s (docs %s/api/docs)", url, url)
+
+        await self.dispatcher.start()
+        outbox_budget = settings.shutdown.outbox_seconds
+        self._stages.append(
+            _Stage(
+                "outbox",
+                outbox_budget,
+                functools.partial(self.dispatcher.stop, timeout=outbox_budget * 0.9),
+            )
+        )
+        log.info("outbox: dispatching (%d sends at once at most)", self.router.capacity)
         log.info(
             "ready: database %s, config %s, API %s",
             settings.database_path,
             self.loaded.source_label,
             url,
         )
+
+    async def _report_providers(self, chain: ChainReport) -> None:
+        assert self.router is not None
+        for name, why in chain.left_out.items():
+            log.info("sms provider %s left out: %s", name, why)
+        if chain.console_only:
+            log.warning(
+                "sms: no real provider is configured: messages (one-time codes included) are "
+                "printed to this log, not sent; configure [twilio] or [fast2sms]"
+            )
+        else:
+            log.info("sms chain: %s", " -> ".join(chain.used))
+        for name, health in (await self.router.health()).items():
+            log.info(
+                "provider %s: %s%s",
+                name,
+                health.state,
+                f" ({health.detail})" if health.detail else "",
+            )
+
+    async def _sms_health(self) -> dict[str, object]:
+        assert self.router is not None and self.db is not None
+        providers = await self.router.health()
+        states = [h.state for h in providers.values()]
+        state = "ok" if states and all(s == "ok" for s in states) else "degraded"
+        if states and all(s == "down" for s in states):
+            state = "down"
+        queue = await self.db.execute(count_by_status)
+        return {
+            "state": state,
+            "chain": [slot.name for slot in self.router.chain("sms")],
+            "providers": {n: {"state": h.state, "detail": h.detail} for n, h in providers.items()},
+            "queued": queue.get("queued", 0),
+            "sending": queue.get("sending", 0),
+            "failed": queue.get("failed", 0),
+        }
+
+    async def _record_opt_out(self, channel: str, recipient: str, reason: str) -> None:
+        assert self.db is not None
+        now = utc_iso(self.clock.now())
+        await self.db.write(lambda conn: opt_out(conn, recipient, now, reason=reason))
+        log.info("%s opted out (%s); their queued messages are cancelled", recipient, reason)
 
     @property
     def api_url(self) -> str:

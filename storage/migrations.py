@@ -151,6 +151,8 @@ def m002_create_messages(db: sqlite_utils.Database) -> None:
 
         CREATE INDEX idx_messages_status_priority_due_at_id
             ON messages (status, priority, due_at, id);
+        -- The dispatcher's "when is the next message due?" without scanning sent history.
+        CREATE INDEX idx_messages_queued_due_at ON messages (due_at) WHERE status = 'queued';
         CREATE INDEX idx_messages_recipient_created_at ON messages (recipient, created_at);
         CREATE INDEX idx_messages_created_at ON messages (created_at);
         -- Not unique: a modem's message references wrap around at 255.

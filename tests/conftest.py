@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
+from daemon.clock import ManualClock
+from storage.database import Database
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +37,18 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A real database file, migrated, closed after the test."""
+    database = Database(tmp_path / "shopbell.db")
+    await database.open()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that moves only when the test says."""
+    return ManualClock()

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from daemon.api import health, index
+from daemon.api import health, index, messages, webhooks
 from daemon.api.auth import BearerAuthMiddleware, add_bearer_security
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import UnhandledErrorMiddleware, install_error_handlers
@@ -35,6 +35,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(index.router)
+    app.include_router(messages.router)
+    app.include_router(webhooks.router)
     _install_openapi_security(app)
 
     # add_middleware puts each new one outside the previous: the last added runs first.

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
+if TYPE_CHECKING:
+    from daemon.outbox.service import Outbox
+
 from daemon.clock import Clock
+from daemon.config import Settings
 from storage.database import Database
 
 # A health source answers "how is this part doing?", e.g. {"state": "ok", "detail": "..."}.
@@ -34,6 +38,9 @@ class ApiContext:
     cors_origins: tuple[str, ...] = ()
     # Later issues register providers, the modem and TGTG accounts here by name.
     health_sources: dict[str, HealthSource] = field(default_factory=dict)
+    # The daemon's whole configuration (routes read their own sections) and its services.
+    settings: Settings = field(default_factory=Settings)
+    outbox: Outbox | None = None
 
     def __post_init__(self) -> None:
         # An empty token would make "Authorization: Bearer " a valid login.

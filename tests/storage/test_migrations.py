@@ -41,6 +41,7 @@ INDEXES = {
         "messages",
         ["status", "priority", "due_at", "id"],
     ),
+    "idx_messages_queued_due_at": ("messages", ["due_at"]),
     "idx_messages_recipient_created_at": ("messages", ["recipient", "created_at"]),
     "idx_messages_created_at": ("messages", ["created_at"]),
     "idx_messages_provider_provider_message_id": (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,20 +14,6 @@ from daemon.api.context import ApiContext
 from daemon.clock import ManualClock
 from storage.database import Database
 from tests.daemon.api.support import TOKEN, VERSION, Probe, add_test_routes, client_for
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A real database file, migrated, closed after the test."""
-    database = Database(tmp_path / "shopbell.db")
-    await database.open()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

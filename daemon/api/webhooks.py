@@ -1,0 +1,165 @@
+"""Twilio's webhooks: inbound SMS at /sms (the TGTG backend's path) and status callbacks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from daemon.api.auth import register_public_prefix
+from daemon.api.context import ApiContext, get_ctx
+from daemon.api.errors import ApiError
+from daemon.clock import utc_iso
+from daemon.inbound import InboundService
+from providers.sms_text import analyze
+from providers.twilio.webhook import (
+    SIGNATURE_HEADER,
+    InboundSms,
+    StatusCallback,
+    is_valid_signature,
+    public_request_url,
+    twiml,
+)
+from storage.inbound import log_direct_reply
+from storage.receipts import apply_receipt
+
+logger = logging.getLogger(__name__)
+
+SMS_PATH = "/sms"
+STATUS_PATH = "/twilio/status"
+FORM_TYPE = "application/x-www-form-urlencoded"
+NOT_CONFIGURED_MESSAGE = (
+    "Twilio webhooks are refused: [twilio] auth_token is not set, so their signatures "
+    "cannot be checked"
+)
+BAD_SIGNATURE_MESSAGE = "invalid or missing X-Twilio-Signature"
+
+# These routes check Twilio's signature themselves instead of the bearer token.
+register_public_prefix(SMS_PATH)
+register_public_prefix(STATUS_PATH)
+
+router = APIRouter(tags=["webhooks"])
+
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+FormPairs = list[tuple[str, str]]
+
+
+def build_inbound_service(ctx: ApiContext) -> InboundService:
+    """The inbound service over the API's database, clock and SMS settings."""
+    return InboundService(
+        ctx.db,
+        ctx.clock,
+        ctx.settings.sms.help_text,
+        default_region=ctx.settings.sms.default_region,
+    )
+
+
+async def signed_form(request: Request, ctx: ApiContext) -> FormPairs:
+    """Every posted field, once the request is proven to come from Twilio; else ApiError 403.
+
+    Nothing is read into the database before this passes, so a forged request stores nothing.
+    """
+    auth_token = ctx.settings.twilio.auth_token.get_secret_value()
+    if not auth_token:
+        # Never accept unsigned webhooks: anyone could opt numbers out or fake receipts.
+        raise ApiError(403, NOT_CONFIGURED_MESSAGE)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise ApiError(415, f"expected a {FORM_TYPE} body, as Twilio posts")
+    # Parsed with the standard library: Starlette's request.form() needs python-multipart, a
+    # dependency for a body shape (multipart) Twilio never sends. Blank values are kept, and
+    # repeated names stay separate pairs, because the signature covers all of them.
+    body = (await request.body()).decode("utf-8", errors="replace")
+    pairs = parse_qsl(body, keep_blank_values=True)
+    url = public_request_url(ctx.settings.api.public_url or None, str(request.url))
+    if not is_valid_signature(auth_token, url, pairs, request.headers.get(SIGNATURE_HEADER)):
+        client = request.client.host if request.client else "?"
+        logger.warning(
+            "refused %s from %s: %s (checked against %s)",
+            request.url.path,
+            client,
+            BAD_SIGNATURE_MESSAGE,
+            url,
+        )
+        raise ApiError(403, BAD_SIGNATURE_MESSAGE)
+    return pairs
+
+
+@router.post(
+    SMS_PATH,
+    summary="Twilio's incoming-SMS webhook: records the message, applies STOP/START/HELP",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}, "description": "TwiML"}},
+)
+async def incoming_sms(request: Request, ctx: Ctx) -> Response:
+    pairs = await signed_form(request, ctx)
+    try:
+        sms = InboundSms.from_form(pairs)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    result = await build_inbound_service(ctx).handle(
+        source="twilio",
+        sender=sms.from_number,
+        recipient=sms.to_number or None,
+        body=sms.body,
+        provider_message_id=sms.message_sid,
+    )
+    # STOP/START: Twilio has already answered with its own confirmation, so `confirmation` is
+    # not sent here, and `<Response/>` adds nothing (providers.md 1.6).
+    if result.reply:
+        cost = analyze(result.reply)
+        now = utc_iso(ctx.clock.now())
+        reply = result.reply
+        # Written down before the answer leaves: if this write fails, Twilio gets a 500 and
+        # no reply goes out unrecorded.
+        await ctx.db.write(
+            lambda db: log_direct_reply(
+                db,
+                recipient=result.sender,
+                body=reply,
+                provider="twilio",
+                now=now,
+                subscriber_id=result.subscriber_id,
+                encoding=cost.encoding,
+                segments=cost.segments,
+            )
+        )
+    return Response(twiml(result.reply), media_type="application/xml")
+
+
+@router.post(
+    STATUS_PATH,
+    summary="Twilio's status callback: moves a sent message to delivered, undelivered or failed",
+)
+async def status_callback(request: Request, ctx: Ctx) -> JSONResponse:
+    pairs = await signed_form(request, ctx)
+    try:
+        callback = StatusCallback.from_form(pairs)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    now = utc_iso(ctx.clock.now())
+    result = await ctx.db.write(
+        lambda db: apply_receipt(
+            db,
+            provider="twilio",
+            provider_message_id=callback.message_sid,
+            status=callback.status,
+            error_code=callback.error_code,
+            now=now,
+        )
+    )
+    if result.message_id is None:
+        # 200 all the same: an error would only make Twilio retry a callback we cannot use
+        # (a message from before this database, or sent by another program on the account).
+        logger.info(
+            "status callback %s for unknown Twilio message %s ignored",
+            callback.status,
+            callback.message_sid,
+        )
+    elif result.moved:
+        logger.debug("message %d is now %s (Twilio)", result.message_id, result.state)
+    return JSONResponse({"success": True})

@@ -1,0 +1,1 @@
+"""The outbox: enqueue, route, dispatch; nothing is sent without first being written down."""

@@ -1,0 +1,372 @@
+"""The dispatcher: claims due messages, sends them through the router, writes down each outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from daemon.clock import Clock, utc_iso
+from daemon.outbox.policy import RetryPolicy
+from daemon.outbox.router import Router, Slot, Unavailable
+from providers.base import (
+    NotForThisProvider,
+    Outgoing,
+    ProviderDown,
+    ProviderError,
+    RecipientError,
+    TransientError,
+)
+from storage.database import Database
+from storage.messages import (
+    Failed,
+    Outcome,
+    Retry,
+    Sent,
+    claim_due,
+    next_due_at,
+    record_outcomes,
+    recover_sending,
+)
+from storage.models import Message, parse_time
+
+log = logging.getLogger(__name__)
+
+# A message that keeps meeting resting providers gives up after this many claims.
+MAX_TOTAL_ATTEMPTS = 100
+# A send the provider has not answered by this share of the lease is abandoned as transient,
+# so no lease ever expires under a live dispatcher.
+SEND_GUARD_SHARE = 0.8
+
+OptOutHook = Callable[[str, str, str], Awaitable[None]]
+
+
+class Dispatcher:
+    """One task claims due rows by (priority, due time, id) and starts a send task for each;
+    a recorder writes outcomes in batches (group commit), so the database's commit rate,
+    not one commit per message, bounds throughput."""
+
+    def __init__(
+        self,
+        db: Database,
+        router: Router,
+        clock: Clock,
+        policy: RetryPolicy,
+        *,
+        lease_seconds: float = 120.0,
+        batch_size: int = 64,
+        on_opt_out: OptOutHook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._db = db
+        self._router = router
+        self._clock = clock
+        self._policy = policy
+        self._lease = lease_seconds
+        self._batch = batch_size
+        self._on_opt_out = on_opt_out
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._flush = asyncio.Event()
+        self._pending: list[tuple[Outcome, Message, bool]] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._recorder_task: asyncio.Task[None] | None = None
+        self.sent_count = 0
+
+    # -- life --------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Queue again what a previous run left in `sending`, then start; returns that count."""
+        now = utc_iso(self._clock.now())
+        # We hold the single-instance lock, so every `sending` row is an orphan of a crash.
+        recovered = await self._db.write(
+            lambda conn: recover_sending(conn, now, expired_before=None)
+        )
+        if recovered:
+            log.warning(
+                "outbox: %d messages were being sent when shopbell last stopped; sending them "
+                "again (a duplicate is possible)",
+                recovered,
+            )
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="outbox-dispatcher")
+        self._recorder_task = asyncio.create_task(self._record_loop(), name="outbox-recorder")
+        return recovered
+
+    def wake(self) -> None:
+        """Something was enqueued: look at the queue now rather than at the next due time."""
+        self._wake.set()
+
+    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 -- a stage budget
+        """Stop claiming, let sends in flight finish within `timeout`, write their outcomes.
+
+        Sends still running at the deadline are cancelled; their rows stay `sending` and the
+        next start queues them again.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._inflight:
+            log.info("outbox: waiting for %d sends in flight", len(self._inflight))
+            _, pending = await asyncio.wait(self._inflight, timeout=max(0.0, timeout * 0.8))
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+                log.warning(
+                    "outbox: %d sends did not finish in time; they will be sent again at the "
+                    "next start (a duplicate is possible)",
+                    len(pending),
+                )
+        self._flush.set()
+        if self._recorder_task is not None:
+            await asyncio.gather(self._recorder_task, return_exceptions=True)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    # -- claiming ------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        capacity = max(1, self._router.capacity)
+        last_lease_check = self._clock.monotonic()
+        while not self._stopping:
+            self._wake.clear()
+            free = capacity - len(self._inflight)
+            want = min(self._batch, free)
+            claimed: list[Message] = []
+            if want > 0:
+                try:
+                    claimed = await self._claim(want)
+                except Exception:
+                    log.exception("outbox: claiming messages failed; trying again shortly")
+                    await asyncio.sleep(1.0)
+                    continue
+                for message in claimed:
+                    task = asyncio.create_task(self._send(message), name=f"send-{message.id}")
+                    self._inflight.add(task)
+                    task.add_done_callback(self._send_done)
+            if claimed and len(claimed) == want:
+                continue  # there may be more due right now
+            if self._clock.monotonic() - last_lease_check > self._lease / 2:
+                last_lease_check = self._clock.monotonic()
+                await self._recover_expired()
+            if free <= 0:
+                # Full: a finishing send sets the wake event.
+                await self._wake.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_seconds())
+
+    async def _claim(self, limit: int) -> list[Message]:
+        now = self._clock.now()
+        lease_until = now + timedelta(seconds=self._lease)
+        return await self._db.write(
+            lambda conn: claim_due(conn, utc_iso(now), utc_iso(lease_until), limit)
+        )
+
+    async def _idle_seconds(self) -> float:
+        """Sleep until the next message is due, but at least look at leases now and then."""
+        ceiling = self._lease / 2
+        due = await self._db.execute(next_due_at)
+        if due is None:
+            return ceiling
+        wait = (parse_time(due) - self._clock.now()).total_seconds()
+        return min(ceiling, max(0.0, wait))
+
+    async def _recover_expired(self) -> None:
+        now = utc_iso(self._clock.now())
+        count = await self._db.write(lambda conn: recover_sending(conn, now, expired_before=now))
+        if count:
+            log.warning("outbox: %d sends outlived their lease; queued again", count)
+
+    def _send_done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbox: a send task crashed", exc_info=task.exception())
+        self._wake.set()
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send(self, message: Message) -> None:
+        outcome, opted_out = await self._attempt(message)
+        self._pending.append((outcome, message, opted_out))
+        self._flush.set()
+
+    async def _attempt(self, message: Message) -> tuple[Outcome, bool]:
+        now = self._clock.now()
+        if _expired(message, now):
+            return Failed(message.id, None, "expired before it could be sent"), False
+        outgoing = Outgoing(
+            message_id=message.id,
+            channel=message.channel,
+            recipient=message.recipient,
+            body=message.body,
+            kind=message.kind,
+            subject=message.subject,
+            validity_seconds=_validity_left(message, now),
+            encoding=message.encoding,
+            segments=message.segments,
+        )
+        position = message.chain_position
+        attempts_here = message.provider_attempts
+        notes: list[str] = []
+        restart_from_top = False
+        while True:
+            picked = self._router.pick(message.channel, position)
+            if isinstance(picked, Unavailable) or (picked is None and restart_from_top):
+                wait = picked.retry_in if isinstance(picked, Unavailable) else 0.0
+                return self._rest(message, notes, wait), False
+            if picked is None:
+                reason = "; ".join(notes) or f"no {message.channel} provider is configured"
+                return Failed(message.id, None, f"no provider could send it: {reason}"), False
+            index, slot = picked
+            if index != position:
+                position, attempts_here = index, 0
+            try:
+                result = await self._call(slot, outgoing)
+            except NotForThisProvider as exc:
+                slot.breaker.release_probe()
+                notes.append(f"{slot.name}: {exc}")
+                position, attempts_here = position + 1, 0
+                continue
+            except RecipientError as exc:
+                slot.breaker.release_probe()
+                return Failed(message.id, slot.name, f"{slot.name}: {exc}", exc.code), exc.opted_out
+            except ProviderDown as exc:
+                slot.breaker.record_down(str(exc))
+                notes.append(f"{slot.name} down: {exc}")
+                position, attempts_here = position + 1, 0
+                # When the rest of the chain cannot take it, wait for a provider to come back
+                # rather than fail: an unplugged modem or a fixed password brings it back.
+                restart_from_top = True
+                continue
+            except (TransientError, TimeoutError, ProviderError) as exc:
+                slot.breaker.release_probe()
+                return self._after_transient(message, slot, position, attempts_here + 1, exc), False
+            except Exception as exc:
+                # A bug in a provider must not lose the message: log it, retry it like a hiccup.
+                log.exception("outbox: provider %s raised unexpectedly", slot.name)
+                slot.breaker.release_probe()
+                return self._after_transient(message, slot, position, attempts_here + 1, exc), False
+            slot.breaker.record_success()
+            detail = "; ".join([*notes, result.detail]) if notes else result.detail
+            return (
+                Sent(
+                    message.id,
+                    slot.name,
+                    result.provider_message_id,
+                    segments=result.segments,
+                    delivered=result.delivered,
+                    detail=detail,
+                ),
+                False,
+            )
+
+    async def _call(self, slot: Slot, outgoing: Outgoing):  # type: ignore[no-untyped-def]
+        async with slot.in_flight:
+            await slot.bucket.acquire()
+            return await asyncio.wait_for(
+                slot.provider.send(outgoing), timeout=self._lease * SEND_GUARD_SHARE
+            )
+
+    def _after_transient(
+        self, message: Message, slot: Slot, position: int, attempts_here: int, exc: BaseException
+    ) -> Outcome:
+        error = f"{slot.name}: {_describe(exc)}"
+        code = getattr(exc, "code", None)
+        if message.attempts >= MAX_TOTAL_ATTEMPTS:
+            return Failed(
+                message.id, slot.name, f"gave up after {message.attempts} tries; {error}", code
+            )
+        now = self._clock.now()
+        if not self._policy.exhausted(attempts_here):
+            retry_after = getattr(exc, "retry_after", None)
+            delay = self._policy.delay(attempts_here, retry_after=retry_after, rng=self._rng)
+            due = utc_iso(now + timedelta(seconds=delay))
+            return Retry(message.id, slot.name, error, code, due, position, attempts_here)
+        if self._router.has(message.channel, position + 1):
+            return Retry(
+                message.id,
+                slot.name,
+                f"{error}; {attempts_here} tries, failing over",
+                code,
+                utc_iso(now),
+                position + 1,
+                0,
+            )
+        return Failed(message.id, slot.name, f"every provider failed; last {error}", code)
+
+    def _rest(self, message: Message, notes: list[str], wait: float) -> Outcome:
+        reason = "; ".join(notes) or "every provider is resting after an outage"
+        if message.attempts >= MAX_TOTAL_ATTEMPTS:
+            return Failed(message.id, None, f"gave up after {message.attempts} tries; {reason}")
+        due = utc_iso(self._clock.now() + timedelta(seconds=max(wait, 1.0)))
+        return Retry(message.id, None, f"waiting for a provider: {reason}", None, due, 0, 0)
+
+    # -- recording -----------------------------------------------------------------------
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                await self._write(batch)
+            if self._stopping and not self._inflight and not self._pending:
+                return
+
+    async def _write(self, batch: list[tuple[Outcome, Message, bool]]) -> None:
+        now = utc_iso(self._clock.now())
+        outcomes = [outcome for outcome, _, _ in batch]
+        for attempt in range(1, 6):
+            try:
+                await self._db.write(lambda conn: record_outcomes(conn, outcomes, now))
+                break
+            except Exception:
+                # The provider already has these: keep trying to write them down.
+                log.exception("outbox: writing %d outcomes failed (try %d)", len(batch), attempt)
+                await asyncio.sleep(0.2 * attempt)
+        else:
+            log.error(
+                "outbox: %d outcomes could not be written; those messages will be sent again "
+                "after a restart",
+                len(batch),
+            )
+            return
+        self.sent_count += sum(1 for outcome in outcomes if isinstance(outcome, Sent))
+        if any(isinstance(outcome, Retry) for outcome in outcomes):
+            self._wake.set()  # a retry may be due sooner than the loop's current sleep
+        for outcome, message, opted_out in batch:
+            if opted_out and self._on_opt_out is not None:
+                reason = f"{outcome.provider}: the recipient has unsubscribed (replied STOP)"
+                try:
+                    await self._on_opt_out(message.channel, message.recipient, reason)
+                except Exception:
+                    log.exception("outbox: recording an opt-out failed")
+
+
+def _expired(message: Message, now: datetime) -> bool:
+    if message.validity_seconds is None:
+        return False
+    return now > message.created_at + timedelta(seconds=message.validity_seconds)
+
+
+def _validity_left(message: Message, now: datetime) -> int | None:
+    if message.validity_seconds is None:
+        return None
+    left = message.created_at + timedelta(seconds=message.validity_seconds) - now
+    return max(1, int(left.total_seconds()))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text = str(exc)
+    return text if isinstance(exc, ProviderError) and text else f"{type(exc).__name__}: {text}"

@@ -1,0 +1,165 @@
+"""Enqueue: the one way anything is sent; it checks, writes down, and wakes the dispatcher."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from daemon.clock import Clock, utc_iso
+from daemon.outbox.phones import InvalidPhone, to_e164
+from providers.sms_text import analyze
+from storage.database import Database
+from storage.messages import (
+    PRIORITY,
+    IdempotencyConflict,
+    NewMessage,
+    cancel_message,
+    insert_message,
+    retry_message,
+)
+from storage.models import Message
+from storage.optouts import is_opted_out
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("sms", "push", "email")
+MAX_IDEMPOTENCY_KEY = 200
+
+
+class EnqueueError(ValueError):
+    """A message was refused before being written; names the field and the rule broken."""
+
+    def __init__(self, field: str, rule: str, *, status: int = 422) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+        self.status = status
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    """What a caller wants sent."""
+
+    channel: str
+    recipient: str
+    body: str
+    kind: str = "manual"
+    subject: str | None = None
+    priority: int | None = None
+    idempotency_key: str | None = None
+    subscriber_id: int | None = None
+    notification_id: int | None = None
+    validity_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    message: Message
+    created: bool
+
+
+class Outbox:
+    """Validates and writes messages down; the dispatcher does the sending."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        default_region: str = "",
+        max_segments: int = 10,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._region = default_region
+        self._max_segments = max_segments
+        self._wake = wake or (lambda: None)
+
+    def normalise_phone(self, text: str, field: str = "recipient") -> str:
+        try:
+            return to_e164(text, self._region)
+        except InvalidPhone as exc:
+            raise EnqueueError(field, str(exc)) from None
+
+    async def enqueue(self, request: EnqueueRequest) -> Enqueued:
+        """Write the message down as queued (or return the one with the same idempotency key)."""
+        new = self._check(request)
+        now = utc_iso(self._clock.now())
+
+        def write(conn):  # type: ignore[no-untyped-def]
+            if new.channel == "sms" and new.kind != "reply" and is_opted_out(conn, new.recipient):
+                raise EnqueueError(
+                    "recipient",
+                    f"{new.recipient} has opted out (replied STOP); they get nothing until "
+                    "they reply START",
+                    status=409,
+                )
+            return insert_message(conn, new, now)
+
+        try:
+            message, created = await self._db.write(write)
+        except IdempotencyConflict as exc:
+            raise EnqueueError("idempotency_key", str(exc), status=409) from None
+        if created:
+            self._wake()
+        return Enqueued(message, created)
+
+    def _check(self, request: EnqueueRequest) -> NewMessage:
+        if request.channel not in CHANNELS:
+            raise EnqueueError("channel", f"must be one of {', '.join(CHANNELS)}")
+        if request.kind not in PRIORITY:
+            raise EnqueueError("kind", f"must be one of {', '.join(PRIORITY)}")
+        body = request.body
+        if not body.strip():
+            raise EnqueueError("body", "must not be empty")
+        if "\x00" in body:
+            raise EnqueueError("body", "must not contain NUL characters")
+        key = request.idempotency_key
+        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+            raise EnqueueError("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        if request.validity_seconds is not None and request.validity_seconds <= 0:
+            raise EnqueueError("validity_seconds", "must be a positive number of seconds")
+        encoding: str | None = None
+        segments: int | None = None
+        recipient = request.recipient
+        if request.channel == "sms":
+            recipient = self.normalise_phone(recipient)
+            text = analyze(body)
+            if text.segments > self._max_segments:
+                raise EnqueueError(
+                    "body",
+                    f"is {text.segments} SMS segments long ({text.units} "
+                    f"{'characters' if text.encoding == 'gsm7' else 'UCS-2 units'}, "
+                    f"{text.encoding.upper()}); at most {self._max_segments} are allowed "
+                    "([sms] max_segments)",
+                )
+            encoding, segments = text.encoding, text.segments
+        elif not recipient.strip():
+            raise EnqueueError("recipient", "must not be empty")
+        priority = request.priority if request.priority is not None else PRIORITY[request.kind]
+        return NewMessage(
+            channel=request.channel,
+            recipient=recipient,
+            body=body,
+            kind=request.kind,
+            priority=priority,
+            subject=request.subject,
+            idempotency_key=key,
+            subscriber_id=request.subscriber_id,
+            notification_id=request.notification_id,
+            encoding=encoding,
+            segments=segments,
+            validity_seconds=request.validity_seconds,
+        )
+
+    async def cancel(self, message_id: int, reason: str = "cancelled by hand") -> Message:
+        now = utc_iso(self._clock.now())
+        return await self._db.write(lambda conn: cancel_message(conn, message_id, reason, now))
+
+    async def retry(self, message_id: int) -> Message:
+        now = utc_iso(self._clock.now())
+        message = await self._db.write(lambda conn: retry_message(conn, message_id, now))
+        self._wake()
+        return message

@@ -1,0 +1,1 @@
+"""The console provider: prints messages instead of sending them."""

@@ -1,0 +1,171 @@
+"""Shared by the benchmarks: the real daemon as a subprocess, and what /proc says about it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+API_TOKEN = "bench-token-0123456789abcdef"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_line() -> str:
+    return (
+        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()} {platform.system()} {platform.release()}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> None:
+    lines: list[str] = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in keys.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def base_config(folder: Path, port: int, **sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A config with its data in `folder`, the API on `port`; `sections` are merged over it."""
+    config: dict[str, dict[str, Any]] = {
+        "paths": {"data_dir": str(folder / "data")},
+        "api": {"host": "127.0.0.1", "port": port, "token": API_TOKEN},
+        "logging": {"level": "INFO"},
+    }
+    for name, keys in sections.items():
+        config.setdefault(name, {}).update(keys)
+    return config
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """CPU seconds (user + system, all threads) and memory of one process."""
+
+    cpu: float
+    rss_kib: int
+    hwm_kib: int
+    threads: int
+
+
+def proc_sample(pid: int) -> ProcSample:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the command name (which may hold spaces) start at ") ".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    status: dict[str, str] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        status[key] = value.strip()
+    return ProcSample(
+        cpu=(utime + stime) / CLOCK_TICKS,
+        rss_kib=int(status["VmRSS"].split()[0]),
+        hwm_kib=int(status["VmHWM"].split()[0]),
+        threads=int(status["Threads"]),
+    )
+
+
+class Daemon:
+    """`python -m daemon --config X run` in a child process; its log goes to a file."""
+
+    def __init__(self, folder: Path, config: dict[str, dict[str, Any]], name: str = "daemon"):
+        self.folder = folder
+        self.config_path = folder / f"{name}.toml"
+        self.log_path = folder / f"{name}.log"
+        self.port = int(config["api"]["port"])
+        self.database = folder / "data" / "shopbell.db"
+        write_config(self.config_path, config)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        # A clean environment: no SHOPBELL_* from the caller's shell may change the config.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPBELL_", "TWILIO_"))}
+        env["PYTHONUNBUFFERED"] = "1"
+        log = self.log_path.open("ab")
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "--config", str(self.config_path), "run"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_path.exists() and text in self.log_path.read_text(errors="replace"):
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"daemon: no {text!r} in its log:\n{self.tail()}")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        self.wait_for("ready:", timeout)
+
+    def sample(self) -> ProcSample:
+        return proc_sample(self.pid)
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def __enter__(self) -> Daemon:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

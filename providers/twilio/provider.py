@@ -93,17 +93,19 @@ class TwilioProvider:
             raise ValueError("Twilio needs an account SID and an auth token")
         if not (from_number or messaging_service_sid):
             raise ValueError("Twilio needs a from_number or a messaging_service_sid")
-        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"Twilio base_url {base_url!r} is not an http(s) URL")
+        if url.username or url.password:
+            # It would show in logs and error text; Twilio's credentials go in Basic auth.
+            raise ValueError("Twilio base_url must not hold a user name or password")
         if timeout_seconds <= 0:
             raise ValueError("Twilio timeout_seconds must be above 0")
         if max_threads < 1:
             raise ValueError("Twilio max_threads must be at least 1")
-        self._account_sid = account_sid
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
         self._status_callback_url = status_callback_url or None
-        self._timeout = timeout_seconds
         self._guard = timeout_seconds + GUARD_SLACK_SECONDS
         # Error text is built by us, but a proxy could echo anything back: scrub the token in
         # both its plain and its Basic-auth forms from every message that leaves this class.
@@ -116,8 +118,8 @@ class TwilioProvider:
             timeout_seconds=timeout_seconds,
         )
         # Our own pool rather than asyncio.to_thread: a burst of sends must not starve the
-        # loop's default executor (which storage and DNS lookups share), and each thread
-        # keeps one keep-alive session.
+        # loop's default executor (getaddrinfo and every other to_thread in the daemon share
+        # it), and each of our threads keeps one keep-alive session.
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="twilio")
         self._max_threads = max_threads
         self._busy: asyncio.Semaphore | None = None

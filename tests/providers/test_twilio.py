@@ -168,6 +168,10 @@ def test_construction_refuses_what_cannot_work() -> None:
         TwilioProvider(account_sid="AC1", auth_token="", from_number=FROM)
     with pytest.raises(ValueError, match="not an http"):
         TwilioProvider(account_sid="AC1", auth_token="t", from_number=FROM, base_url="api.x")
+    with pytest.raises(ValueError, match="user name or password"):
+        TwilioProvider(
+            account_sid="AC1", auth_token="t", from_number=FROM, base_url="https://u:p@gw.example"
+        )
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ class Daemon:
         self.http: httpx.AsyncClient | None = None
         self.api_server: ApiServer | None = None
         self.router: Router | None = None
+        self.chain: ChainReport | None = None
         self.dispatcher: Dispatcher | None = None
         self.outbox: Outbox | None = None
         self.api_token = ""
@@ -170,6 +171,7 @@ class Daemon:
         log.info("http client: ready (timeout %.0fs)", HTTP_TIMEOUT_SECONDS)
 
         self.router, chain = build_router(settings, self.http, self.clock)
+        self.chain = chain
         self._stages.append(_Stage("providers", PROVIDERS_CLOSE_SECONDS, self.router.close))
         await self._report_providers(chain)
         outbox = settings.outbox
@@ -270,6 +272,7 @@ class Daemon:
             "state": state,
             "chain": [slot.name for slot in self.router.chain("sms")],
             "providers": {n: {"state": h.state, "detail": h.detail} for n, h in providers.items()},
+            "left_out": dict(self.chain.left_out) if self.chain else {},
             "queued": queue.get("queued", 0),
             "sending": queue.get("sending", 0),
             "failed": queue.get("failed", 0),

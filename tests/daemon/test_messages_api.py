@@ -60,6 +60,10 @@ def test_smss_sends_through_the_console_and_logs_every_step(running) -> None:
     assert [e["state"] for e in detail["events"]] == ["queued", "sending", "sent"]
     daemon.wait_for_line("console sms to +201009129288")
     assert "no real provider is configured" in daemon.output
+    sms = client.get("/api/health").json()["components"]["sms"]
+    assert sms["chain"] == ["console"]
+    assert sms["providers"]["console"]["state"] == "ok"
+    assert "not configured" in sms["left_out"]["twilio"]
 
 
 def test_smss_refuses_bad_input_naming_the_field(running) -> None:

@@ -80,9 +80,12 @@ class SendResult:
 
     provider_message_id: str | None = None
     segments: int | None = None
-    # True when acceptance already means delivered (the console), so no receipt will come.
+    # True when acceptance already means delivered, so no receipt will come.
     delivered: bool = False
     detail: str = ""
+    # The provider's reference of each segment, in order, when it reports per segment (a
+    # modem's TP-MR): delivery reports come per segment and are matched by these.
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

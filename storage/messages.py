@@ -58,6 +58,8 @@ class Sent:
     segments: int | None = None
     delivered: bool = False
     detail: str = ""
+    # Per-segment references (a modem's TP-MR), kept for matching delivery reports.
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,8 @@ def record_outcomes(db: sqlite_utils.Database, outcomes: Sequence[Outcome], now:
             detail = outcome.detail or (
                 f"provider id {outcome.provider_message_id}" if outcome.provider_message_id else ""
             )
+            if cursor.rowcount and outcome.parts:
+                _insert_parts(db, outcome, now)
         elif isinstance(outcome, Retry):
             state = "queued"
             cursor = db.execute(
@@ -265,6 +269,20 @@ def record_outcomes(db: sqlite_utils.Database, outcomes: Sequence[Outcome], now:
                 detail=detail or None,
             )
     return changed
+
+
+def _insert_parts(db: sqlite_utils.Database, outcome: Sent, now: str) -> None:
+    recipient = db.execute(
+        "SELECT recipient FROM messages WHERE id = ?", [outcome.message_id]
+    ).fetchone()[0]
+    db.conn.executemany(
+        "INSERT INTO message_parts (message_id, seq, provider, reference, recipient, sent_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (outcome.message_id, seq, outcome.provider, reference, recipient, now)
+            for seq, reference in enumerate(outcome.parts, start=1)
+        ],
+    )
 
 
 def recover_sending(db: sqlite_utils.Database, now: str, *, expired_before: str | None) -> int:

@@ -418,6 +418,35 @@ def m010_create_job_runs(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration
+def m011_create_message_parts(db: sqlite_utils.Database) -> None:
+    # A modem sends a long message as several segments, each with its own reference (TP-MR,
+    # one byte, wrapping at 256) and its own status report; a report is matched by
+    # (provider, reference, recipient) within a time window, newest first.
+    _run(
+        db,
+        """
+        CREATE TABLE message_parts (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            provider TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'sent'
+                CHECK (status IN ('sent', 'delivered', 'failed')),
+            status_code INTEGER,
+            reported_at TEXT,
+            UNIQUE (message_id, seq)
+        ) STRICT;
+
+        CREATE INDEX idx_message_parts_provider_reference_recipient_sent_at
+            ON message_parts (provider, reference, recipient, sent_at);
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, lacks, and has that this version does not know."""

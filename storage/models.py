@@ -174,6 +174,22 @@ class MessageEvent(_Record):
 
 
 @dataclass(frozen=True, slots=True)
+class MessagePart(_Record):
+    """One segment of a message sent by a provider that reports per segment (a modem)."""
+
+    id: int
+    message_id: int
+    seq: int
+    provider: str
+    reference: str
+    recipient: str
+    sent_at: datetime
+    status: Literal["sent", "delivered", "failed"]
+    status_code: int | None
+    reported_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class InboundMessage(_Record):
     """An SMS received from Twilio's webhook or the modem."""
 

@@ -121,7 +121,32 @@ def apply_receipt(
     ).fetchone()
     if row is None:
         return ReceiptResult(message_id=None, moved=False, state=None)
-    message_id, current = int(row[0]), str(row[1])
+    return advance(
+        db,
+        int(row[0]),
+        status,
+        provider=provider,
+        error_code=error_code,
+        detail=describe_error(provider, error_code),
+        now=now,
+    )
+
+
+def advance(
+    db: sqlite_utils.Database,
+    message_id: int,
+    status: str,
+    *,
+    provider: str,
+    error_code: str | None,
+    detail: str | None,
+    now: str,
+) -> ReceiptResult:
+    """Move message `message_id` to the state a receipt's `status` word means, if forward."""
+    row = db.execute("SELECT status FROM messages WHERE id = ?", [message_id]).fetchone()
+    if row is None:
+        return ReceiptResult(message_id=None, moved=False, state=None)
+    current = str(row[0])
     target = STATUS_MAP.get(status.strip().lower())
     current_rank = RANK.get(current)
     if (
@@ -133,7 +158,6 @@ def apply_receipt(
     ):
         return ReceiptResult(message_id=message_id, moved=False, state=current)
 
-    detail = describe_error(provider, error_code)
     db.execute(
         "UPDATE messages SET status = ?, updated_at = ?, "
         "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, "

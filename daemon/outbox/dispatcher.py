@@ -265,6 +265,7 @@ class Dispatcher:
                     segments=result.segments,
                     delivered=result.delivered,
                     detail=detail,
+                    parts=result.parts,
                 ),
                 False,
             )

@@ -132,6 +132,20 @@ def message_event(message_id: int, **over: Any) -> dict[str, Any]:
     } | over
 
 
+def message_part(message_id: int, **over: Any) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "seq": 1,
+        "provider": "modem",
+        "reference": "17",
+        "recipient": "+33612345678",
+        "sent_at": NOW,
+        "status": "sent",
+        "status_code": None,
+        "reported_at": None,
+    } | over
+
+
 def inbound_message(**over: Any) -> dict[str, Any]:
     return {
         "source": "twilio",
@@ -257,6 +271,7 @@ def populate(db: sqlite_utils.Database) -> dict[str, int]:
         message(subscriber_id=ids["subscribers"], notification_id=ids["notifications"]),
     )
     ids["message_events"] = insert(db, "message_events", message_event(ids["messages"]))
+    ids["message_parts"] = insert(db, "message_parts", message_part(ids["messages"]))
     ids["inbound_messages"] = insert(
         db, "inbound_messages", inbound_message(subscriber_id=ids["subscribers"])
     )

@@ -23,6 +23,7 @@ TABLES = {
     "notifications",
     "messages",
     "message_events",
+    "message_parts",
     "inbound_messages",
     "otp_codes",
     "accounts",
@@ -51,6 +52,10 @@ INDEXES = {
     "idx_messages_subscriber_id": ("messages", ["subscriber_id"]),
     "idx_messages_notification_id": ("messages", ["notification_id"]),
     "idx_message_events_message_id_id": ("message_events", ["message_id", "id"]),
+    "idx_message_parts_provider_reference_recipient_sent_at": (
+        "message_parts",
+        ["provider", "reference", "recipient", "sent_at"],
+    ),
     "idx_inbound_messages_sender_received_at": ("inbound_messages", ["sender", "received_at"]),
     "idx_inbound_messages_subscriber_id": ("inbound_messages", ["subscriber_id"]),
     "idx_otp_codes_phone_purpose": ("otp_codes", ["phone", "purpose"]),
@@ -68,6 +73,7 @@ INDEXES = {
 # UNIQUE constraints: (table, columns).
 UNIQUES = {
     ("subscribers", ("phone",)),
+    ("message_parts", ("message_id", "seq")),
     ("push_tokens", ("token",)),
     ("tgtg_accounts", ("subscriber_id",)),
     ("favorites", ("subscriber_id", "item_id")),
@@ -203,7 +209,10 @@ def test_a_failing_migration_leaves_none_of_its_statements(
     with pytest.raises(sqlite3.OperationalError, match="already exists"):
         migrations.apply(empty)
     assert "job_runs" not in empty.table_names()
-    assert migrations.status(empty).pending == ("m010_create_job_runs",)
+    assert migrations.status(empty).pending == (
+        "m010_create_job_runs",
+        "m011_create_message_parts",
+    )
 
 
 def test_statement_splitting_ignores_semicolons_in_comments_and_strings(

@@ -23,6 +23,7 @@ MODELS: dict[str, type[Any]] = {
     "notifications": models.Notification,
     "messages": models.Message,
     "message_events": models.MessageEvent,
+    "message_parts": models.MessagePart,
     "inbound_messages": models.InboundMessage,
     "otp_codes": models.OtpCode,
     "accounts": models.Account,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 APP_NAME = "shopbell"
 ENV_CONFIG = "SHOPBELL_CONFIG"
 ENV_PREFIX = "SHOPBELL_"
-SMS_PROVIDERS = ("twilio", "fast2sms", "console")
+SMS_PROVIDERS = ("twilio", "fast2sms", "modem", "console")
 CONFIG_FILENAME = "config.toml"
 
 # Lists from TOML arrive as lists; strict mode would refuse them for a tuple field.
@@ -106,7 +106,7 @@ class SmsSettings(_Section):
     """How SMS are addressed, sized and routed."""
 
     default_region: str = ""
-    chain: StrTuple = ("twilio", "fast2sms", "console")
+    chain: StrTuple = ("twilio", "fast2sms", "modem", "console")
     max_segments: int = Field(default=10, ge=1, le=50)
     smss_per_minute: int = Field(default=5, ge=0, le=10_000)
     help_text: str = Field(
@@ -202,6 +202,33 @@ class Fast2SmsSettings(_Section):
         return _check_base_url(value)
 
 
+class ModemSettings(_Section):
+    """A GSM/LTE modem on a serial port: SMS with a SIM card and no cloud."""
+
+    port: str = ""
+    baudrate: int = Field(default=115200, ge=1200, le=4_000_000)
+    pin: SecretStr = SecretStr("")
+    smsc: str = ""
+    segments_per_minute: float = Field(default=10.0, gt=0, le=600)
+    send_timeout_seconds: float = Field(default=35.0, ge=5, le=300)
+    status_reports: bool = True
+    report_window_hours: float = Field(default=48.0, gt=0, le=24 * 14)
+    multipart_timeout_seconds: float = Field(default=600.0, ge=5, le=86_400)
+    reconnect_max_seconds: float = Field(default=60.0, ge=1, le=3600)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.port)
+
+    @field_validator("pin")
+    @classmethod
+    def _pin_digits(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw and not (raw.isascii() and raw.isdigit() and 4 <= len(raw) <= 8):
+            raise ValueError("must be 4 to 8 digits (or empty when the SIM has no PIN)")
+        return value
+
+
 def _check_base_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
@@ -247,6 +274,7 @@ class Settings(_Section):
     console: ConsoleSettings = ConsoleSettings()
     twilio: TwilioSettings = TwilioSettings()
     fast2sms: Fast2SmsSettings = Fast2SmsSettings()
+    modem: ModemSettings = ModemSettings()
 
     @property
     def data_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sqlite3
@@ -24,6 +25,9 @@ from daemon.config import (
 )
 from daemon.lifecycle import EXIT_BAD_CONFIG, Overrides, run_daemon
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir, write_private_file
+from providers.modem.pdu import PduError, encode_submit
+from providers.modem.pdu import as_json as pdu_json
+from providers.modem.pdu import decode as decode_pdu
 from storage.admin import backup_file, check_file, migrate_file
 from storage.errors import StorageError
 
@@ -270,6 +274,65 @@ def _client(ctx: click.Context) -> DaemonClient:
         return DaemonClient(_load(ctx).settings)
     except ClientError as exc:
         _fail(str(exc))
+
+
+@cli.group(context_settings=CONTEXT)
+def pdu() -> None:
+    """Encode and decode SMS PDUs (for debugging a real modem)."""
+
+
+@pdu.command("decode")
+@click.argument("hex_pdu", metavar="HEX")
+@click.option(
+    "--smsc/--no-smsc",
+    "with_smsc",
+    default=None,
+    help="Whether HEX starts with the SMS centre's address (default: work it out).",
+)
+def pdu_decode(hex_pdu: str, with_smsc: bool | None) -> None:
+    """Decode one PDU (as AT+CMGR or AT+CMGL show it) and print it as JSON."""
+    try:
+        decoded = decode_pdu(hex_pdu, smsc=with_smsc)
+    except PduError as exc:
+        _fail(f"not a PDU shopbell can read: {exc}")
+    click.echo(json.dumps(pdu_json(decoded), indent=2, ensure_ascii=False))
+
+
+@pdu.command("encode")
+@click.option("--to", "to", required=True, help="Recipient, e.g. +33612345678.")
+@click.option("--no-report", is_flag=True, help="Do not ask for a delivery report.")
+@click.option("--validity", type=click.IntRange(1), default=None, help="Validity in seconds.")
+@click.argument("text")
+def pdu_encode(to: str, no_report: bool, validity: int | None, text: str) -> None:
+    """Encode TEXT to --to as SMS-SUBMIT PDUs (one per segment) and print them as JSON."""
+    try:
+        parts = encode_submit(
+            to, text, concat_ref=1, status_report=not no_report, validity_seconds=validity
+        )
+    except (PduError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(
+        json.dumps(
+            [
+                {
+                    "pdu": part.pdu,
+                    "tpdu_length": part.tpdu_length,
+                    "command": f"AT+CMGS={part.tpdu_length}",
+                    "text": part.text,
+                    "concat": None
+                    if part.concat is None
+                    else {
+                        "ref": part.concat.ref,
+                        "total": part.concat.total,
+                        "seq": part.concat.seq,
+                    },
+                }
+                for part in parts
+            ],
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
 
 
 @cli.command()

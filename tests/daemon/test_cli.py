@@ -164,3 +164,38 @@ def test_token_prints_the_generated_token_or_the_configured_one(
     assert shopbell("--config", str(path), "token").output.strip() == token
     monkeypatch.setenv("SHOPBELL_API_TOKEN", "configured-token-123456")
     assert shopbell("--config", str(path), "token").output.strip() == "configured-token-123456"
+
+
+def test_pdu_decode_prints_json_with_and_without_smsc_prefix() -> None:
+    import json
+
+    # The classic "hellohello" SMS-SUBMIT, with the empty SMSC prefix "00".
+    bare = shopbell("pdu", "decode", "11000B916407281553F80000AA0AE8329BFD4697D9EC37")
+    prefixed = shopbell("pdu", "decode", "0011000B916407281553F80000AA0AE8329BFD4697D9EC37")
+    assert bare.exit_code == 0 and prefixed.exit_code == 0
+    for result in (bare, prefixed):
+        decoded = json.loads(result.output)
+        assert decoded["type"] == "submit"
+        assert decoded["number"] == "+46708251358"
+        assert decoded["text"] == "hellohello"
+
+
+def test_pdu_encode_then_decode_round_trips_a_long_text() -> None:
+    import json
+
+    text = "Surprise bags are in! " * 10
+    encoded = shopbell("pdu", "encode", "--to", "+33612345678", text)
+    assert encoded.exit_code == 0
+    parts = json.loads(encoded.output)
+    assert len(parts) == 2
+    decoded = [json.loads(shopbell("pdu", "decode", part["pdu"]).output) for part in parts]
+    assert "".join(d["text"] for d in decoded) == text
+    assert [d["concat"]["seq"] for d in decoded] == [1, 2]
+    assert all(d["number"] == "+33612345678" for d in decoded)
+
+
+def test_pdu_decode_refuses_garbage_plainly() -> None:
+    result = shopbell("pdu", "decode", "0011")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: not a PDU shopbell can read")
+    assert "Traceback" not in result.output

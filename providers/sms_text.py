@@ -52,11 +52,17 @@ GSM7_EXTENSION: dict[str, int] = {
 GSM7_EXTENSION_CHARS: dict[int, str] = {septet: char for char, septet in GSM7_EXTENSION.items()}
 
 # 140 octets of user data; a concatenated segment gives 6 octets to the 8-bit-reference UDH
-# (7 septets in GSM-7, 3 UTF-16 units in UCS-2). The 16-bit-reference UDH is not used.
+# (7 septets in GSM-7, 3 UTF-16 units in UCS-2). The modem's PDU codec can also use the
+# 16-bit-reference UDH, 7 octets (8 septets, and 4 units since UCS-2 cannot use half a unit).
 GSM7_SINGLE_SEPTETS = 160
 GSM7_SEGMENT_SEPTETS = 153
+GSM7_SEGMENT_SEPTETS_16BIT_REF = 152
 UCS2_SINGLE_UNITS = 70
 UCS2_SEGMENT_UNITS = 67
+UCS2_SEGMENT_UNITS_16BIT_REF = 66
+
+# Bits in the concatenation reference: 8 (UDH IEI 0x00) or 16 (IEI 0x08), TS 23.040 §9.2.3.24.
+RefBits = Literal[8, 16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +116,22 @@ def _atoms(text: str, encoding: Encoding) -> list[tuple[int, int]]:
     return atoms
 
 
-def _pack(text: str) -> tuple[Encoding, int, int, list[tuple[int, int]]]:
+def _pack(text: str, ref_bits: RefBits) -> tuple[Encoding, int, int, list[tuple[int, int]]]:
     """Encoding, total units, per-segment capacity and the (start, end) of each segment.
 
     Packing walks whole atoms, so an escape pair or a surrogate pair always lands in a single
     segment; an atom that does not fit starts the next segment, which is why the count can
     exceed ceil(units / capacity).
     """
+    if ref_bits not in (8, 16):
+        raise ValueError(f"ref_bits must be 8 or 16, not {ref_bits!r}")
     encoding = encoding_of(text)
     if encoding == "gsm7":
-        single, concatenated = GSM7_SINGLE_SEPTETS, GSM7_SEGMENT_SEPTETS
+        single = GSM7_SINGLE_SEPTETS
+        concatenated = GSM7_SEGMENT_SEPTETS if ref_bits == 8 else GSM7_SEGMENT_SEPTETS_16BIT_REF
     else:
-        single, concatenated = UCS2_SINGLE_UNITS, UCS2_SEGMENT_UNITS
+        single = UCS2_SINGLE_UNITS
+        concatenated = UCS2_SEGMENT_UNITS if ref_bits == 8 else UCS2_SEGMENT_UNITS_16BIT_REF
     atoms = _atoms(text, encoding)
     units = sum(cost for _, cost in atoms)
     if units <= single:
@@ -138,13 +148,20 @@ def _pack(text: str) -> tuple[Encoding, int, int, list[tuple[int, int]]]:
     return encoding, units, concatenated, bounds
 
 
-def analyze(text: str) -> SmsText:
-    """What `text` costs as an SMS. The empty text is one segment of 0 units."""
-    encoding, units, per_segment, bounds = _pack(text)
+def analyze(text: str, *, ref_bits: RefBits = 8) -> SmsText:
+    """What `text` costs as an SMS. The empty text is one segment of 0 units.
+
+    `ref_bits` is the concatenation reference the sender will use: 16 leaves one unit less per
+    segment of a long message.
+    """
+    encoding, units, per_segment, bounds = _pack(text, ref_bits)
     return SmsText(encoding=encoding, units=units, segments=len(bounds), per_segment=per_segment)
 
 
-def split_segments(text: str) -> list[str]:
-    """The text of each segment, in order; joined they give `text` back (`[""]` for "")."""
-    _, _, _, bounds = _pack(text)
+def split_segments(text: str, *, ref_bits: RefBits = 8) -> list[str]:
+    """The text of each segment, in order; joined they give `text` back (`[""]` for "").
+
+    `ref_bits` as for `analyze`.
+    """
+    _, _, _, bounds = _pack(text, ref_bits)
     return [text[start:end] for start, end in bounds]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import platform
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -28,6 +31,8 @@ from daemon.paths import PathError, ensure_api_token, ensure_private_dir, write_
 from providers.modem.pdu import PduError, encode_submit
 from providers.modem.pdu import as_json as pdu_json
 from providers.modem.pdu import decode as decode_pdu
+from providers.modem.simulator import ModemSimulator, run_simulator
+from providers.modem.simulator_profiles import PROFILES as SIMULATOR_PROFILES
 from storage.admin import backup_file, check_file, migrate_file
 from storage.errors import StorageError
 
@@ -274,6 +279,73 @@ def _client(ctx: click.Context) -> DaemonClient:
         return DaemonClient(_load(ctx).settings)
     except ClientError as exc:
         _fail(str(exc))
+
+
+@cli.group(context_settings=CONTEXT)
+def modem() -> None:
+    """Work with a GSM/LTE modem: a simulator to try shopbell without one, and a probe."""
+
+
+@modem.command("simulate")
+@click.option(
+    "--link",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also make this path a symlink to the simulator (stable across replugs).",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(SIMULATOR_PROFILES)),
+    default="generic",
+    show_default=True,
+    help="Which modem's quirks to imitate.",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(0, 60),
+    default=0.5,
+    show_default=True,
+    help="Seconds each send takes.",
+)
+@click.option("--pin", default=None, help="Lock the simulated SIM with this PIN.")
+@click.option(
+    "--reports",
+    type=click.Choice(["delivered", "failed", "none"]),
+    default="delivered",
+    show_default=True,
+    help="Delivery reports the simulated network sends back.",
+)
+def modem_simulate(
+    link: Path | None, profile: str, latency: float, pin: str | None, reports: str
+) -> None:
+    """Run a simulated modem on a pseudo-terminal until Ctrl+C.
+
+    It prints the device path: set [modem] port to it and run `shopbell run` in another
+    terminal to send and receive SMS with no hardware.
+    """
+    sim = ModemSimulator(
+        link=link,
+        profile=profile,
+        pin=pin,
+        send_latency=latency,
+        status_reports=reports,  # type: ignore[arg-type]
+    )
+
+    def show(path: str) -> None:
+        click.echo(f"simulated {profile} modem at {path}")
+        click.echo(f'set [modem] port = "{path}" in the config (Ctrl+C stops the simulator)')
+
+    async def serve() -> None:
+        # Ctrl+C or SIGTERM: stop cleanly, so the pty closes and the --link symlink goes.
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_simulator(sim, print_path=show)
+
+    asyncio.run(serve())
 
 
 @cli.group(context_settings=CONTEXT)

@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -19,18 +20,21 @@ from daemon.api.context import ApiContext
 from daemon.api.server import ApiBindError, ApiServer, bind_socket
 from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
+from daemon.inbound import InboundService
 from daemon.lock import InstanceLock, LockError
 from daemon.logs import setup_logging, update_logging
 from daemon.outbox.dispatcher import Dispatcher
 from daemon.outbox.policy import RetryPolicy
 from daemon.outbox.router import Router
-from daemon.outbox.service import Outbox
+from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from daemon.outbox.wiring import ChainReport, build_router
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir
+from providers.modem.provider import ModemInbound, ModemProvider, ModemReport
 from storage.database import Database
 from storage.errors import StorageError
 from storage.messages import count_by_status
 from storage.optouts import opt_out
+from storage.parts import apply_part_report
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,7 @@ class Daemon:
         self.chain: ChainReport | None = None
         self.dispatcher: Dispatcher | None = None
         self.outbox: Outbox | None = None
+        self.inbound: InboundService | None = None
         self.api_token = ""
 
     async def run(self) -> int:
@@ -195,6 +200,10 @@ class Daemon:
             max_segments=settings.sms.max_segments,
             wake=self.dispatcher.wake,
         )
+        self.inbound = InboundService(
+            self.db, self.clock, settings.sms.help_text, default_region=settings.sms.default_region
+        )
+        await self._start_modem()
 
         try:
             sock = bind_socket(settings.api.host, settings.api.port)
@@ -258,6 +267,68 @@ class Daemon:
                 name,
                 health.state,
                 f" ({health.detail})" if health.detail else "",
+            )
+
+    async def _start_modem(self) -> None:
+        """Hand the modem its inbound and report handlers and let it connect in the background."""
+        assert self.router is not None
+        for slot in self.router.slots():
+            if isinstance(slot.provider, ModemProvider):
+                slot.provider.on_inbound = self._modem_inbound
+                slot.provider.on_status_report = self._modem_report
+                await slot.provider.start()
+                log.info("modem: connecting to %s in the background", slot.provider.port)
+
+    async def _modem_inbound(self, message: ModemInbound) -> None:
+        """One SMS from the modem: written down (and its keyword applied) before the modem
+        deletes it; the answer a modem sender needs goes out through the outbox."""
+        assert self.inbound is not None and self.outbox is not None
+        result = await self.inbound.handle(
+            source="modem",
+            sender=message.sender,
+            recipient=None,
+            body=message.text,
+            provider_message_id=message.key,
+        )
+        log.info("modem: SMS from %s (%s)", result.sender, result.kind)
+        answers = [text for text in (result.reply, result.confirmation) if text]
+        for number, text in enumerate(answers):
+            try:
+                await self.outbox.enqueue(
+                    EnqueueRequest(
+                        channel="sms",
+                        recipient=result.sender,
+                        body=text,
+                        kind="reply",
+                        subscriber_id=result.subscriber_id,
+                        idempotency_key=f"modem-reply:{message.key}:{number}",
+                    )
+                )
+            except EnqueueError as exc:
+                log.warning("modem: cannot answer %s: %s", result.sender, exc)
+
+    async def _modem_report(self, report: ModemReport) -> None:
+        assert self.db is not None
+        now = self.clock.now()
+        window = timedelta(hours=self.settings.modem.report_window_hours)
+        result = await self.db.write(
+            lambda conn: apply_part_report(
+                conn,
+                provider="modem",
+                reference=str(report.message_reference),
+                recipient=report.recipient,
+                delivered=report.delivered,
+                failed=report.failed,
+                status_code=report.status,
+                now=utc_iso(now),
+                sent_after=utc_iso(now - window),
+            )
+        )
+        if result.message_id is None:
+            log.info(
+                "modem: status report for reference %d to %s matches no message",
+                report.message_reference,
+                report.recipient,
             )
 
     async def _sms_health(self) -> dict[str, object]:

@@ -15,9 +15,14 @@ from daemon.outbox.router import Router, Slot
 from providers.base import Provider
 from providers.console.provider import ConsoleProvider
 from providers.fast2sms.provider import Fast2SmsProvider
+from providers.modem.provider import ModemProvider
 from providers.twilio.provider import TwilioProvider
 
 log = logging.getLogger(__name__)
+
+# Messages per second the router lets through to the modem; the modem's own segment rate is
+# the real limit, so this one only has to stay out of its way.
+MODEM_MESSAGE_RATE = 100.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,13 @@ def build_router(
                 )
             else:
                 left_out[name] = "not configured ([twilio] account_sid, auth_token and a sender)"
+        elif name == "modem":
+            if settings.modem.configured:
+                # The modem paces its own segments ([modem] segments_per_minute) and sends
+                # one at a time over its serial line.
+                real[name] = (_modem(settings), MODEM_MESSAGE_RATE, 1)
+            else:
+                left_out[name] = "not configured ([modem] port)"
         elif name == "fast2sms":
             if settings.fast2sms.configured:
                 real[name] = (
@@ -96,6 +108,21 @@ def _twilio(settings: Settings) -> TwilioProvider:
         timeout_seconds=conf.timeout_seconds,
         status_callback_url=callback,
         max_threads=conf.concurrency,
+    )
+
+
+def _modem(settings: Settings) -> ModemProvider:
+    conf = settings.modem
+    return ModemProvider(
+        port=conf.port,
+        baudrate=conf.baudrate,
+        pin=conf.pin.get_secret_value() or None,
+        smsc=conf.smsc or None,
+        segments_per_minute=conf.segments_per_minute,
+        send_timeout_seconds=conf.send_timeout_seconds,
+        status_reports=conf.status_reports,
+        multipart_timeout_seconds=conf.multipart_timeout_seconds,
+        reconnect_max_seconds=conf.reconnect_max_seconds,
     )
 
 

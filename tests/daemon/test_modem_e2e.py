@@ -1,0 +1,144 @@
+"""The daemon with a modem (the simulator on a pty, in this process): send, delivery report,
+inbound STOP with its confirmation, inbound waiting on the SIM at start."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from providers.modem.simulator import ModemSimulator
+from tests.daemon.conftest import DaemonProcess, free_port
+
+CUSTOMER = "+33612345678"
+
+
+class SimThread:
+    """The simulator on its own event loop in a thread, so the test can script it while the
+    daemon (another process) talks to it over the pty."""
+
+    def __init__(self, **options: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.sim: ModemSimulator = self.call(lambda: ModemSimulator(**options))
+        self.path: str = self.run(self.sim.start())
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        done: Future[Any] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # handed to the test thread
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return done.result(timeout=10)
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    def close(self) -> None:
+        self.run(self.sim.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def modem_daemon(
+    spawn: Callable[..., DaemonProcess], write_config: Callable[..., Path], tmp_path: Path
+) -> Iterator[tuple[httpx.Client, SimThread, DaemonProcess]]:
+    sim = SimThread(link=tmp_path / "modem", send_latency=0.02, report_delay=0.05)
+    sim.call(lambda: sim.sim.preload("+33700000001", "Waiting on the SIM since yesterday"))
+    port = free_port()
+    config = write_config(
+        f"[api]\nport = {port}\n"
+        '[sms]\nchain = ["modem"]\n'
+        f'[modem]\nport = "{sim.path}"\nsegments_per_minute = 600.0\n'
+    )
+    daemon = spawn("--config", str(config), "run")
+    try:
+        daemon.wait_ready(port)
+        token = (tmp_path / "data" / "api_token").read_text().strip()
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        ) as client:
+            wait_for(
+                lambda: (
+                    client.get("/api/health")
+                    .json()["components"]["sms"]["providers"]
+                    .get("modem", {})
+                    .get("state")
+                    == "ok"
+                ),
+                "the modem to be ready",
+            )
+            yield client, sim, daemon
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+        sim.close()
+
+
+def status_of(client: httpx.Client, message_id: int) -> str:
+    return client.get(f"/api/v1/messages/{message_id}").json()["message"]["status"]
+
+
+def test_send_long_message_through_the_modem_and_get_it_delivered(modem_daemon) -> None:
+    client, sim, _ = modem_daemon
+    text = "Surprise bags at the bakery until 19:00, come quickly! " * 4  # 2 segments
+    created = client.post("/api/v1/messages", json={"to": CUSTOMER, "body": text})
+    message_id = created.json()["message"]["id"]
+    assert created.json()["message"]["segments"] == 2
+    wait_for(lambda: len(sim.call(lambda: list(sim.sim.sent))) == 2, "two segments at the modem")
+    sent = sim.call(lambda: list(sim.sim.sent))
+    assert "".join(s.submit.text for s in sent) == text
+    assert all(s.submit.number == CUSTOMER for s in sent)
+    wait_for(lambda: status_of(client, message_id) == "delivered", "both delivery reports")
+    events = client.get(f"/api/v1/messages/{message_id}").json()["events"]
+    assert [e["state"] for e in events][-2:] == ["sent", "delivered"]
+
+
+def test_inbound_stop_opts_out_and_is_confirmed_then_deleted(modem_daemon) -> None:
+    client, sim, daemon = modem_daemon
+    # The message that waited on the SIM was read at start, stored, and then deleted.
+    wait_for(lambda: "+33700000001" in daemon.output, "the preloaded message to be read")
+    wait_for(lambda: not sim.call(lambda: dict(sim.sim.stored)), "the SIM to be emptied")
+
+    sim.call(lambda: sim.sim.receive(CUSTOMER, "STOP"))
+    wait_for(
+        lambda: (
+            client.post("/smss", json={"contact": CUSTOMER, "message": "Bags!"}).status_code == 409
+        ),
+        "the opt-out",
+    )
+    confirmation = wait_for(
+        lambda: [s for s in sim.call(lambda: list(sim.sim.sent)) if s.submit.number == CUSTOMER],
+        "the STOP confirmation to go out",
+    )
+    assert "START" in confirmation[0].submit.text
+    wait_for(lambda: not sim.call(lambda: dict(sim.sim.stored)), "the STOP to be deleted")
+    replies = client.get("/api/v1/messages", params={"kind": "reply"}).json()["messages"]
+    assert replies and replies[0]["recipient"] == CUSTOMER

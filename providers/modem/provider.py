@@ -141,16 +141,6 @@ class ModemReport:
     submitted_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ModemSendResult(SendResult):
-    """SendResult with every segment's message reference, in segment order.
-
-    A stand-in until providers.base.SendResult has `parts`; then SendResult itself does.
-    """
-
-    parts: tuple[str, ...] = ()
-
-
 @dataclass(slots=True)
 class _Part:
     """One inbound part: where it sits on the modem (index None: +CMT, not stored)."""
@@ -310,7 +300,7 @@ class ModemProvider:
                     raise await self._map_error(exc, len(references), len(parts)) from exc
         texts = tuple("" if ref is None else str(ref) for ref in references)
         first = references[0]
-        return ModemSendResult(
+        return SendResult(
             provider_message_id=None if first is None else str(first),
             segments=len(parts),
             detail=f"{len(parts)} segment(s) via {self.driver.info.name}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serial_asyncio_fast
@@ -30,8 +31,8 @@ def link(tmp_path: Path) -> Path:
 async def make_sim(link: Path) -> AsyncIterator[MakeSim]:
     made: list[ModemSimulator] = []
 
-    async def make(**settings: object) -> ModemSimulator:
-        sim = ModemSimulator(link=link, **settings)  # type: ignore[arg-type]
+    async def make(**settings: Any) -> ModemSimulator:
+        sim = ModemSimulator(link=link, **settings)
         made.append(sim)
         await sim.start()
         return sim
@@ -45,8 +46,8 @@ async def make_sim(link: Path) -> AsyncIterator[MakeSim]:
 async def make_driver(link: Path) -> AsyncIterator[MakeDriver]:
     made: list[ModemDriver] = []
 
-    async def make(**settings: object) -> ModemDriver:
-        options: dict[str, object] = {
+    async def make(**settings: Any) -> ModemDriver:
+        options: dict[str, Any] = {
             "port": str(link),
             "command_timeout": 1.0,
             "send_timeout": 2.0,
@@ -57,7 +58,7 @@ async def make_driver(link: Path) -> AsyncIterator[MakeDriver]:
             "reconnect_min": 0.05,
             "reconnect_max": 0.2,
         }
-        driver = ModemDriver(**(options | settings))  # type: ignore[arg-type]
+        driver = ModemDriver(**(options | settings))
         made.append(driver)
         await driver.start()
         return driver

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,8 +65,8 @@ def link(tmp_path: Path) -> Path:
 async def make_sim(link: Path) -> AsyncIterator[MakeSim]:
     made: list[ModemSimulator] = []
 
-    async def make(**settings: object) -> ModemSimulator:
-        sim = ModemSimulator(link=link, **settings)  # type: ignore[arg-type]
+    async def make(**settings: Any) -> ModemSimulator:
+        sim = ModemSimulator(link=link, **settings)
         made.append(sim)
         await sim.start()
         return sim
@@ -80,9 +81,9 @@ async def make_provider(link: Path) -> AsyncIterator[MakeProvider]:
     made: list[ModemProvider] = []
 
     async def make(
-        *, inbox: Inbox | None = None, start: bool = True, wait: bool = True, **settings: object
+        *, inbox: Inbox | None = None, start: bool = True, wait: bool = True, **settings: Any
     ) -> ModemProvider:
-        options: dict[str, object] = {
+        options: dict[str, Any] = {
             "port": str(link),
             "segments_per_minute": 60_000.0,
             "send_timeout_seconds": 2.0,
@@ -92,7 +93,7 @@ async def make_provider(link: Path) -> AsyncIterator[MakeProvider]:
             "registration_timeout_seconds": 2.0,
             "reconnect_min_seconds": 0.05,
         }
-        provider = ModemProvider(**(options | settings))  # type: ignore[arg-type]
+        provider = ModemProvider(**(options | settings))
         made.append(provider)
         if inbox is not None:
             provider.on_inbound = inbox.inbound
@@ -120,8 +121,8 @@ async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
-def sms(body: str, *, to: str = TO, message_id: int = 1, **extra: object) -> Outgoing:
-    return Outgoing(message_id=message_id, channel="sms", recipient=to, body=body, **extra)  # type: ignore[arg-type]
+def sms(body: str, *, to: str = TO, message_id: int = 1, **extra: Any) -> Outgoing:
+    return Outgoing(message_id=message_id, channel="sms", recipient=to, body=body, **extra)
 
 
 # -- sending ----------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ async def test_send_one_segment(make_sim, make_provider) -> None:
     assert sent.submit.status_report_requested
     assert result.provider_message_id == str(sent.message_reference)
     assert result.segments == 1
-    assert result.parts == (str(sent.message_reference),)  # type: ignore[attr-defined]
+    assert result.parts == (str(sent.message_reference),)
 
 
 @pytest.mark.parametrize("text", [LONG, EMOJI])
@@ -152,7 +153,7 @@ async def test_send_multipart(make_sim, make_provider, text) -> None:
     assert [c.seq for c in concats if c] == list(range(1, len(concats) + 1))
     assert len({c.ref for c in concats if c}) == 1
     references = tuple(str(sent.message_reference) for sent in sim.sent)
-    assert result.parts == references  # type: ignore[attr-defined]
+    assert result.parts == references
     assert result.provider_message_id == references[0]
 
 
@@ -195,7 +196,7 @@ async def test_delivered_reports_reach_the_callback_then_leave_the_modem(
     provider = await make_provider(inbox=inbox)
     result = await provider.send(sms(LONG))
     await eventually(lambda: len(inbox.reports) == 3)
-    assert {str(r.message_reference) for r in inbox.reports} == set(result.parts)  # type: ignore[attr-defined]
+    assert {str(r.message_reference) for r in inbox.reports} == set(result.parts)
     assert all(r.delivered and not r.failed and r.status == 0 for r in inbox.reports)
     assert all(r.recipient == TO for r in inbox.reports)
     await eventually(lambda: len(sim.deleted_reports) == 3)

@@ -28,6 +28,7 @@ from daemon.config import (
 )
 from daemon.lifecycle import EXIT_BAD_CONFIG, Overrides, run_daemon
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir, write_private_file
+from providers.modem.driver import PARKED_STATES, ModemDriver, ModemInfo, ModemState
 from providers.modem.pdu import PduError, encode_submit
 from providers.modem.pdu import as_json as pdu_json
 from providers.modem.pdu import decode as decode_pdu
@@ -346,6 +347,62 @@ def modem_simulate(
             await run_simulator(sim, print_path=show)
 
     asyncio.run(serve())
+
+
+@modem.command("probe")
+@click.option("--port", default=None, help="Serial port (default: [modem] port).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(1, 300),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the modem to register on the network.",
+)
+@click.pass_context
+def modem_probe(ctx: click.Context, port: str | None, wait: float) -> None:
+    """Open the modem and report identity, SIM, network, signal and SMS centre.
+
+    It needs the port to itself: stop the daemon first (or read /api/health instead).
+    """
+    conf = _load(ctx).settings.modem
+    device = port or conf.port
+    if not device:
+        _fail("no modem port: give --port or set [modem] port")
+    driver = ModemDriver(
+        port=device,
+        baudrate=conf.baudrate,
+        pin=conf.pin.get_secret_value() or None,
+        smsc=conf.smsc or None,
+        registration_timeout=wait,
+    )
+    settled = {ModemState.READY, *PARKED_STATES, ModemState.NO_NETWORK}
+
+    async def probe() -> tuple[str, str, ModemInfo]:
+        await driver.start()
+        try:
+            await driver.wait_for_state(*settled, timeout=wait + 10)
+            return driver.state.value, driver.detail, driver.info
+        finally:
+            await driver.close()
+
+    state, detail, info = asyncio.run(probe())
+    report = {
+        "port": device,
+        "state": state,
+        "detail": detail,
+        "modem": info.name,
+        "manufacturer": info.manufacturer,
+        "model": info.model,
+        "firmware": info.revision,
+        "imei": info.imei,
+        "operator": info.operator,
+        "signal_dbm": info.signal_dbm,
+        "smsc": info.smsc,
+        "registration": info.registration,
+    }
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    if state != ModemState.READY.value:
+        sys.exit(1)
 
 
 @cli.group(context_settings=CONTEXT)

@@ -4,7 +4,10 @@ inbound STOP with its confirmation, inbound waiting on the SIM at start."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +19,7 @@ import httpx
 import pytest
 
 from providers.modem.simulator import ModemSimulator
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import REPO, DaemonProcess, free_port
 
 CUSTOMER = "+33612345678"
 
@@ -142,3 +145,48 @@ def test_inbound_stop_opts_out_and_is_confirmed_then_deleted(modem_daemon) -> No
     wait_for(lambda: not sim.call(lambda: dict(sim.sim.stored)), "the STOP to be deleted")
     replies = client.get("/api/v1/messages", params={"kind": "reply"}).json()["messages"]
     assert replies and replies[0]["recipient"] == CUSTOMER
+
+
+def _probe(
+    daemon_env: dict[str, str], write_config: Callable[..., Path], port: str, pin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    config = write_config(f'[modem]\nport = "{port}"\npin = "{pin}"\n', name="probe.toml")
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", "--config", str(config), "modem", "probe", "--wait", "5"],
+        cwd=REPO,
+        env=daemon_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_modem_probe_reports_identity_and_network(
+    daemon_env: dict[str, str], write_config: Callable[..., Path]
+) -> None:
+    sim = SimThread(profile="quectel")
+    try:
+        result = _probe(daemon_env, write_config, sim.path)
+    finally:
+        sim.close()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["state"] == "ready"
+    assert report["modem"] == "Quectel EC25"
+    assert report["operator"] and report["signal_dbm"] is not None
+
+
+def test_modem_probe_with_a_wrong_pin_says_so_and_never_retries(
+    daemon_env: dict[str, str], write_config: Callable[..., Path]
+) -> None:
+    sim = SimThread(pin="1234")
+    try:
+        result = _probe(daemon_env, write_config, sim.path, pin="9999")
+        attempts = sim.call(lambda: sim.sim.pin_attempts)
+    finally:
+        sim.close()
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["state"] == "pin rejected"
+    assert attempts == 1
+    assert "9999" not in result.stdout + result.stderr

@@ -250,6 +250,7 @@ class DatabaseSettings(_Section):
 class ShutdownSettings(_Section):
     """Time allowed for each stage of a graceful stop."""
 
+    scheduler_seconds: float = Field(default=5.0, gt=0, le=300)
     outbox_seconds: float = Field(default=10.0, gt=0, le=300)
     api_seconds: float = Field(default=5.0, gt=0, le=120)
     storage_seconds: float = Field(default=5.0, gt=0, le=120)
@@ -257,7 +258,9 @@ class ShutdownSettings(_Section):
     @property
     def total_seconds(self) -> float:
         """The whole stop budget; systemd's TimeoutStopSec must stay above it."""
-        return self.outbox_seconds + self.api_seconds + self.storage_seconds
+        return (
+            self.scheduler_seconds + self.outbox_seconds + self.api_seconds + self.storage_seconds
+        )
 
 
 class Settings(_Section):

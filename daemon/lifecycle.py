@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon import __version__
 from daemon.api.app import create_app
@@ -29,6 +30,7 @@ from daemon.outbox.router import Router
 from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from daemon.outbox.wiring import ChainReport, build_router
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir
+from daemon.scheduler import JobSpec, Scheduler
 from providers.modem.provider import ModemInbound, ModemProvider, ModemReport
 from storage.database import Database
 from storage.errors import StorageError
@@ -44,6 +46,7 @@ EXIT_BAD_CONFIG = 2
 EXIT_FORCED = 130
 HTTP_CLIENT_CLOSE_SECONDS = 2.0
 PROVIDERS_CLOSE_SECONDS = 3.0
+PROVIDER_CHECK_MINUTES = 5
 HTTP_TIMEOUT_SECONDS = 20.0
 # Keys a running daemon can take from a reloaded config; everything else needs a restart.
 RELOADABLE_KEYS = frozenset({"logging.level"})
@@ -105,6 +108,7 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.outbox: Outbox | None = None
         self.inbound: InboundService | None = None
+        self.scheduler: Scheduler | None = None
         self.api_token = ""
 
     async def run(self) -> int:
@@ -243,6 +247,20 @@ class Daemon:
             )
         )
         log.info("outbox: dispatching (%d sends at once at most)", self.router.capacity)
+
+        self.scheduler = Scheduler(self.db, self.clock)
+        for spec in self._jobs():
+            self.scheduler.add(spec)
+        self.scheduler.start()
+        jobs_budget = settings.shutdown.scheduler_seconds
+        self._stages.append(
+            _Stage(
+                "scheduler",
+                jobs_budget,
+                functools.partial(self.scheduler.stop, timeout=jobs_budget * 0.9),
+            )
+        )
+        log.info("scheduler: %s", ", ".join(self.scheduler.job_ids) or "no jobs")
         log.info(
             "ready: database %s, config %s, API %s",
             settings.database_path,
@@ -268,6 +286,21 @@ class Daemon:
                 health.state,
                 f" ({health.detail})" if health.detail else "",
             )
+
+    def _jobs(self) -> list[JobSpec]:
+        """Every scheduled job, by fixed id; later features add theirs here."""
+        return [
+            JobSpec(
+                "provider-health",
+                self._check_providers,
+                IntervalTrigger(minutes=PROVIDER_CHECK_MINUTES),
+            ),
+        ]
+
+    async def _check_providers(self) -> str:
+        assert self.router is not None
+        health = await self.router.health()
+        return ", ".join(f"{name} {h.state}" for name, h in sorted(health.items()))
 
     async def _start_modem(self) -> None:
         """Hand the modem its inbound and report handlers and let it connect in the background."""

@@ -12,6 +12,7 @@ import sqlite3
 import sys
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import quote
 
 import click
 
@@ -273,6 +274,117 @@ def messages(
             f"{row['id']:>6}  {row['created_at'][:19]}  {row['status']:<11} {row['kind']:<7} "
             f"{row['recipient']:<16} {row['provider'] or '-':<9} {row['body'][:40]!r}{error}"
         )
+
+
+@cli.group(context_settings=CONTEXT)
+def otp() -> None:
+    """One-time codes by SMS, through the running daemon."""
+
+
+_PURPOSE = click.option(
+    "--purpose",
+    type=click.Choice(["login", "signup", "verify-phone"]),
+    default="login",
+    show_default=True,
+    help="What the code is for; a code for one purpose never verifies another.",
+)
+
+
+@otp.command("send")
+@click.argument("phone")
+@_PURPOSE
+@click.pass_context
+def otp_send(ctx: click.Context, phone: str, purpose: str) -> None:
+    """Send PHONE a new one-time code by SMS (it replaces any code still pending)."""
+    try:
+        body = _client(ctx).request(
+            "POST", "/api/send-otp", json={"phone": phone, "purpose": purpose}
+        )
+    except ClientError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"{purpose} code for {body['phone']}: message {body['message_id']} {body['status']}; "
+        f"expires in {body['expires_in']}s; {body['sends_left']} more sends allowed now"
+    )
+
+
+@otp.command("status")
+@click.argument("phone")
+@_PURPOSE
+@click.pass_context
+def otp_status(ctx: click.Context, phone: str, purpose: str) -> None:
+    """Whether a code is pending for PHONE, its expiry and tries left (never the code)."""
+    try:
+        body = _client(ctx).request(
+            "GET", f"/api/otp-status/{quote(phone, safe='+')}", params={"purpose": purpose}
+        )
+    except ClientError as exc:
+        _fail(str(exc))
+    if body["pending"]:
+        state = (
+            f"a code is pending, expires in {body['expires_in']}s, "
+            f"{body['attempts_left']} tries left, SMS {body['delivery']}"
+        )
+    else:
+        state = "no code pending"
+    wait = f", next in {body['resend_in']}s" if body["resend_in"] else ""
+    click.echo(f"{body['phone']} ({purpose}): {state}; {body['sends_left']} sends left{wait}")
+
+
+@cli.command()
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    help="A device's FCM registration token (repeat for several devices).",
+)
+@click.option("--topic", default=None, help="An FCM topic instead of tokens, e.g. news.")
+@click.option("--title", default="", help="The notification's title.")
+@click.option("--body", required=True, help="The notification's text.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A data pair for the app (repeatable).",
+)
+@click.pass_context
+def push(
+    ctx: click.Context,
+    tokens: tuple[str, ...],
+    topic: str | None,
+    title: str,
+    body: str,
+    data: tuple[str, ...],
+) -> None:
+    """Send a push notification to device tokens or a topic, through the running daemon."""
+    if bool(tokens) == bool(topic):
+        _fail("give --token (one or more) or --topic, not both")
+    payload: dict[str, str] = {}
+    for pair in data:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--data {pair!r} is not KEY=VALUE")
+        payload[key] = value
+    request: dict[str, object] = {"title": title or None, "body": body}
+    if tokens:
+        request["tokens"] = list(tokens)
+    else:
+        request["topic"] = topic
+    if payload:
+        request["data"] = payload
+    try:
+        answer = _client(ctx).request("POST", "/api/v1/notifications", json=request)
+    except ClientError as exc:
+        _fail(str(exc))
+    notification = answer["notification"]
+    target = f"topic {notification['topic']}" if notification["topic"] else "tokens"
+    queued = notification["by_status"].get("queued", 0)
+    skipped = notification["by_status"].get("cancelled", 0)
+    line = f"notification {notification['id']} to {target}: {queued} message(s) queued"
+    if skipped:
+        line += f", {skipped} skipped (token invalid; the app must register it again)"
+    click.echo(line)
 
 
 def _client(ctx: click.Context) -> DaemonClient:

@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from daemon.otp.policy import DEFAULT_TEXT as OTP_DEFAULT_TEXT
+from daemon.otp.policy import check_text as check_otp_text
+
 APP_NAME = "shopbell"
 ENV_CONFIG = "SHOPBELL_CONFIG"
 ENV_PREFIX = "SHOPBELL_"
@@ -229,10 +232,48 @@ class ModemSettings(_Section):
         return value
 
 
+class FcmSettings(_Section):
+    """Firebase Cloud Messaging (HTTP v1): push notifications to the shop's apps."""
+
+    service_account_file: str = ""
+    project_id: str = ""
+    base_url: str = "https://fcm.googleapis.com"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    rate_per_second: float = Field(default=100.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=64)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.service_account_file)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_base_url(value)
+
+
 def _check_base_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
     return value
+
+
+class OtpSettings(_Section):
+    """One-time codes by SMS (NIST SP 800-63B-4 and OWASP ASVS bounds)."""
+
+    code_length: int = Field(default=6, ge=6, le=10)
+    validity_seconds: int = Field(default=300, ge=60, le=600)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    sends_per_window: int = Field(default=3, ge=1, le=20)
+    window_seconds: int = Field(default=600, ge=60, le=86_400)
+    resend_wait_seconds: int = Field(default=30, ge=0, le=3600)
+    sweep_seconds: int = Field(default=60, ge=1, le=3600)
+    text: str = Field(default=OTP_DEFAULT_TEXT, min_length=6, max_length=300)
+
+    @field_validator("text")
+    @classmethod
+    def _has_code(cls, value: str) -> str:
+        return check_otp_text(value)
 
 
 class LoggingSettings(_Section):
@@ -278,6 +319,8 @@ class Settings(_Section):
     twilio: TwilioSettings = TwilioSettings()
     fast2sms: Fast2SmsSettings = Fast2SmsSettings()
     modem: ModemSettings = ModemSettings()
+    fcm: FcmSettings = FcmSettings()
+    otp: OtpSettings = OtpSettings()
 
     @property
     def data_dir(self) -> Path:

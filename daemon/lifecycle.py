@@ -24,12 +24,14 @@ from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secr
 from daemon.inbound import InboundService
 from daemon.lock import InstanceLock, LockError
 from daemon.logs import setup_logging, update_logging
+from daemon.otp.service import OtpService, build_otp_service
 from daemon.outbox.dispatcher import Dispatcher
 from daemon.outbox.policy import RetryPolicy
 from daemon.outbox.router import Router
 from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from daemon.outbox.wiring import ChainReport, build_router
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir
+from daemon.push import PushService, push_health
 from daemon.scheduler import JobSpec, Scheduler
 from providers.modem.provider import ModemInbound, ModemProvider, ModemReport
 from storage.database import Database
@@ -108,6 +110,8 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.outbox: Outbox | None = None
         self.inbound: InboundService | None = None
+        self.push: PushService | None = None
+        self.otp: OtpService | None = None
         self.scheduler: Scheduler | None = None
         self.api_token = ""
 
@@ -207,6 +211,18 @@ class Daemon:
         self.inbound = InboundService(
             self.db, self.clock, settings.sms.help_text, default_region=settings.sms.default_region
         )
+        self.push = PushService(self.db, self.clock, wake=self.dispatcher.wake)
+        try:
+            self.otp = build_otp_service(
+                settings.otp,
+                settings.data_dir,
+                self.db,
+                self.clock,
+                self.outbox,
+                shop_name=settings.shop.name,
+            )
+        except PathError as exc:
+            raise StartupError(str(exc)) from None
         await self._start_modem()
 
         try:
@@ -222,9 +238,11 @@ class Daemon:
             started_monotonic=self.clock.monotonic(),
             max_body_bytes=settings.api.max_body_bytes,
             cors_origins=settings.api.cors_origins,
-            health_sources={"sms": self._sms_health},
+            health_sources={"sms": self._sms_health, "push": self._push_health},
             settings=settings,
             outbox=self.outbox,
+            push=self.push,
+            otp=self.otp,
         )
         server = ApiServer(create_app(ctx), sock)
         self.api_server = server
@@ -295,7 +313,16 @@ class Daemon:
                 self._check_providers,
                 IntervalTrigger(minutes=PROVIDER_CHECK_MINUTES),
             ),
+            JobSpec(
+                "otp-sweep",
+                self._sweep_otp,
+                IntervalTrigger(seconds=self.settings.otp.sweep_seconds),
+            ),
         ]
+
+    async def _sweep_otp(self) -> str:
+        assert self.otp is not None
+        return await self.otp.sweep()
 
     async def _check_providers(self) -> str:
         assert self.router is not None
@@ -366,7 +393,7 @@ class Daemon:
 
     async def _sms_health(self) -> dict[str, object]:
         assert self.router is not None and self.db is not None
-        providers = await self.router.health()
+        providers = await self.router.health("sms")
         states = [h.state for h in providers.values()]
         state = "ok" if states and all(s == "ok" for s in states) else "degraded"
         if states and all(s == "down" for s in states):
@@ -382,8 +409,17 @@ class Daemon:
             "failed": queue.get("failed", 0),
         }
 
+    async def _push_health(self) -> dict[str, object]:
+        assert self.router is not None
+        return await push_health(self.router)
+
     async def _record_opt_out(self, channel: str, recipient: str, reason: str) -> None:
         assert self.db is not None
+        if channel == "push":
+            # A dead device token, not a person saying STOP: only that token is dropped.
+            assert self.push is not None
+            await self.push.token_dead(recipient, reason)
+            return
         now = utc_iso(self.clock.now())
         await self.db.write(lambda conn: opt_out(conn, recipient, now, reason=reason))
         log.info("%s opted out (%s); their queued messages are cancelled", recipient, reason)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from daemon.api import health, index, messages, webhooks
+from daemon.api import health, index, messages, notifications, otp, webhooks
 from daemon.api.auth import BearerAuthMiddleware, add_bearer_security
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import UnhandledErrorMiddleware, install_error_handlers
@@ -36,6 +36,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(health.router)
     app.include_router(index.router)
     app.include_router(messages.router)
+    app.include_router(notifications.router)
+    app.include_router(otp.router)
     app.include_router(webhooks.router)
     _install_openapi_security(app)
 

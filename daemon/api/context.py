@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 if TYPE_CHECKING:
+    from daemon.otp.service import OtpService
     from daemon.outbox.service import Outbox
+    from daemon.push import PushService
 
 from daemon.clock import Clock
 from daemon.config import Settings
@@ -41,6 +43,8 @@ class ApiContext:
     # The daemon's whole configuration (routes read their own sections) and its services.
     settings: Settings = field(default_factory=Settings)
     outbox: Outbox | None = None
+    push: PushService | None = None
+    otp: OtpService | None = None
 
     def __post_init__(self) -> None:
         # An empty token would make "Authorization: Bearer " a valid login.

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from daemon.clock import Clock, utc_iso
@@ -32,6 +32,7 @@ from storage.messages import (
     recover_sending,
 )
 from storage.models import Message, parse_time
+from storage.push import notification_data
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ MAX_TOTAL_ATTEMPTS = 100
 SEND_GUARD_SHARE = 0.8
 
 OptOutHook = Callable[[str, str, str], Awaitable[None]]
+NO_DATA: Mapping[str, str] = {}
 
 
 class Dispatcher:
@@ -141,15 +143,19 @@ class Dispatcher:
             free = capacity - len(self._inflight)
             want = min(self._batch, free)
             claimed: list[Message] = []
+            data: dict[int, dict[str, str]] = {}
             if want > 0:
                 try:
-                    claimed = await self._claim(want)
+                    claimed, data = await self._claim_batch(want)
                 except Exception:
                     log.exception("outbox: claiming messages failed; trying again shortly")
                     await asyncio.sleep(1.0)
                     continue
                 for message in claimed:
-                    task = asyncio.create_task(self._send(message), name=f"send-{message.id}")
+                    payload = data.get(message.notification_id or 0, NO_DATA)
+                    task = asyncio.create_task(
+                        self._send(message, payload), name=f"send-{message.id}"
+                    )
                     self._inflight.add(task)
                     task.add_done_callback(self._send_done)
             if claimed and len(claimed) == want:
@@ -165,11 +171,24 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_seconds())
 
     async def _claim(self, limit: int) -> list[Message]:
+        return (await self._claim_batch(limit))[0]
+
+    async def _claim_batch(self, limit: int) -> tuple[list[Message], dict[int, dict[str, str]]]:
+        """Claim due messages; with them, the data payload of the pushes' notifications,
+        read in the same trip to the database thread (one query per batch)."""
         now = self._clock.now()
         lease_until = now + timedelta(seconds=self._lease)
-        return await self._db.write(
-            lambda conn: claim_due(conn, utc_iso(now), utc_iso(lease_until), limit)
-        )
+
+        def claim(conn):  # type: ignore[no-untyped-def]
+            claimed = claim_due(conn, utc_iso(now), utc_iso(lease_until), limit)
+            pushes = {
+                m.notification_id
+                for m in claimed
+                if m.channel == "push" and m.notification_id is not None
+            }
+            return claimed, notification_data(conn, pushes) if pushes else {}
+
+        return await self._db.write(claim)
 
     async def _idle_seconds(self) -> float:
         """Sleep until the next message is due, but at least look at leases now and then."""
@@ -194,12 +213,14 @@ class Dispatcher:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def _send(self, message: Message) -> None:
-        outcome, opted_out = await self._attempt(message)
+    async def _send(self, message: Message, data: Mapping[str, str] = NO_DATA) -> None:
+        outcome, opted_out = await self._attempt(message, data)
         self._pending.append((outcome, message, opted_out))
         self._flush.set()
 
-    async def _attempt(self, message: Message) -> tuple[Outcome, bool]:
+    async def _attempt(
+        self, message: Message, data: Mapping[str, str] = NO_DATA
+    ) -> tuple[Outcome, bool]:
         now = self._clock.now()
         if _expired(message, now):
             return Failed(message.id, None, "expired before it could be sent"), False
@@ -213,6 +234,7 @@ class Dispatcher:
             validity_seconds=_validity_left(message, now),
             encoding=message.encoding,
             segments=message.segments,
+            data=data,
         )
         position = message.chain_position
         attempts_here = message.provider_attempts
@@ -347,6 +369,9 @@ class Dispatcher:
         for outcome, message, opted_out in batch:
             if opted_out and self._on_opt_out is not None:
                 reason = f"{outcome.provider}: the recipient has unsubscribed (replied STOP)"
+                if message.channel == "push" and isinstance(outcome, Failed):
+                    # A dead push token: the provider's own words say why (UNREGISTERED, ...).
+                    reason = outcome.error
                 try:
                     await self._on_opt_out(message.channel, message.recipient, reason)
                 except Exception:

@@ -77,9 +77,10 @@ class Router:
         """How many sends can be in flight at once, over all providers."""
         return sum(slot.concurrency for slot in self.slots())
 
-    async def health(self) -> dict[str, ProviderHealth]:
+    async def health(self, channel: str | None = None) -> dict[str, ProviderHealth]:
+        """Each provider's health: of one channel's chain, or of every provider in use."""
         report: dict[str, ProviderHealth] = {}
-        for slot in self.slots():
+        for slot in self.chain(channel) if channel is not None else self.slots():
             if slot.breaker.state != "closed":
                 report[slot.name] = ProviderHealth("down", slot.breaker.reason)
                 continue

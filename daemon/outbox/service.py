@@ -20,6 +20,7 @@ from storage.messages import (
 )
 from storage.models import Message
 from storage.optouts import is_opted_out
+from storage.push import invalid_token
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,13 @@ class Outbox:
                     "recipient",
                     f"{new.recipient} has opted out (replied STOP); they get nothing until "
                     "they reply START",
+                    status=409,
+                )
+            if new.channel == "push" and (dead := invalid_token(conn, new.recipient)):
+                raise EnqueueError(
+                    "recipient",
+                    f"push token {dead.id} is invalid ({dead.invalid_reason}); it gets nothing "
+                    "until the app registers it again",
                     status=409,
                 )
             return insert_message(conn, new, now)

@@ -12,9 +12,10 @@ from daemon.config import Settings
 from daemon.outbox.breaker import CircuitBreaker
 from daemon.outbox.limits import TokenBucket
 from daemon.outbox.router import Router, Slot
-from providers.base import Provider
+from providers.base import Outgoing, Provider, ProviderDown, ProviderHealth, SendResult
 from providers.console.provider import ConsoleProvider
 from providers.fast2sms.provider import Fast2SmsProvider
+from providers.fcm.provider import FcmProvider
 from providers.modem.provider import ModemProvider
 from providers.twilio.provider import TwilioProvider
 
@@ -40,7 +41,8 @@ class ChainReport:
 def build_router(
     settings: Settings, http: httpx.AsyncClient, clock: Clock
 ) -> tuple[Router, ChainReport]:
-    """The SMS chain of [sms] chain, keeping only the providers that are configured.
+    """The SMS chain of [sms] chain, keeping only the providers that are configured, and the
+    push chain (FCM, or the console).
 
     The console only pretends to send, so it stays in the chain only when no real provider is
     there: failing over from Twilio to the console would mark a message sent that no phone got.
@@ -93,7 +95,65 @@ def build_router(
             )
         )
     report = ChainReport(tuple(slot.name for slot in slots), left_out)
-    return Router({"sms": slots}), report
+    return Router({"sms": slots, "push": [_push_slot(settings, clock)]}), report
+
+
+def _push_slot(settings: Settings, clock: Clock) -> Slot:
+    """FCM when [fcm] is configured, else the console, so a fresh install still "sends" push.
+
+    A service-account file that cannot be used is reported here, once, and FCM stays in the
+    chain as a provider that is down: pushes wait in the outbox (nothing lost), health says
+    why, and fixing the file and restarting sends them.
+    """
+    conf = settings.fcm
+    provider: Provider
+    if conf.configured:
+        try:
+            provider = _fcm(settings)
+        except ValueError as exc:
+            log.error(
+                "fcm: cannot use [fcm] service_account_file: %s. Push notifications wait in the "
+                "outbox until this is fixed and shopbell restarted; everything else runs.",
+                exc,
+            )
+            provider = UnusableProvider("fcm", "push", f"[fcm] service_account_file: {exc}")
+        rate, concurrency = conf.rate_per_second, conf.concurrency
+        log.info("push chain: fcm")
+    else:
+        provider = ConsoleProvider(channel="push")
+        rate, concurrency = settings.console.rate_per_second, settings.console.concurrency
+        log.info(
+            "push chain: console (no [fcm] service_account_file: push notifications are "
+            "printed to this log, not sent)"
+        )
+    return Slot(
+        provider=provider,
+        bucket=TokenBucket(rate, clock),
+        concurrency=concurrency,
+        breaker=CircuitBreaker(
+            f"{provider.name} (push)", clock, settings.outbox.breaker_cooldown_seconds
+        ),
+    )
+
+
+class UnusableProvider:
+    """Stands in for a provider whose configuration is broken: down, with the reason."""
+
+    delivers = True
+
+    def __init__(self, name: str, channel: str, reason: str) -> None:
+        self.name = name
+        self.channel = channel
+        self.reason = reason
+
+    async def send(self, message: Outgoing) -> SendResult:
+        raise ProviderDown(self.reason)
+
+    async def health(self) -> ProviderHealth:
+        return ProviderHealth("down", self.reason)
+
+    async def close(self) -> None:
+        return None
 
 
 def _twilio(settings: Settings) -> TwilioProvider:
@@ -123,6 +183,17 @@ def _modem(settings: Settings) -> ModemProvider:
         status_reports=conf.status_reports,
         multipart_timeout_seconds=conf.multipart_timeout_seconds,
         reconnect_max_seconds=conf.reconnect_max_seconds,
+    )
+
+
+def _fcm(settings: Settings) -> FcmProvider:
+    conf = settings.fcm
+    return FcmProvider(
+        service_account_file=conf.service_account_file,
+        project_id=conf.project_id,
+        base_url=conf.base_url,
+        timeout_seconds=conf.timeout_seconds,
+        max_threads=conf.concurrency,
     )
 
 

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,25 @@ def machine_line() -> str:
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
         f"{os.cpu_count()} CPUs, {platform.machine()} {platform.system()} {platform.release()}"
     )
+
+
+def code_line() -> str:
+    """The commit measured, and whether the working tree differed from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        head = None
+    if head is None or head.returncode != 0:
+        return f"code: {REPO} (not a git checkout)"
+    return f"code: commit {head.stdout.strip()}" + (" + uncommitted changes" if dirty else "")
 
 
 def free_port() -> int:
@@ -63,6 +83,46 @@ def base_config(folder: Path, port: int, **sections: dict[str, Any]) -> dict[str
     for name, keys in sections.items():
         config.setdefault(name, {}).update(keys)
     return config
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (from /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+class OtherLoad:
+    """How busy the machine was with work that is not ours, over a span of time.
+
+    Other programs on a 2-core machine (a test suite, a build) take CPU from the daemon and
+    the load generator, so each figure is printed with this beside it.
+    """
+
+    def __init__(self) -> None:
+        self._busy = machine_busy_seconds()
+        self._at = time.monotonic()
+
+    def cores(self, own_cpu_seconds: float) -> float:
+        """Cores busy with other work since this was made, given our own CPU seconds."""
+        wall = time.monotonic() - self._at
+        other = machine_busy_seconds() - self._busy - own_cpu_seconds
+        return max(0.0, other / wall) if wall > 0 else 0.0
+
+
+def wait_quiet(limit_cores: float = 0.15, patience: float = 120.0) -> float:
+    """Wait (up to `patience` seconds) until other work uses under `limit_cores` for 2 s.
+
+    Returns the load seen last; the caller says so when it never got quiet.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        load = OtherLoad()
+        own = time.process_time()
+        time.sleep(2.0)
+        cores = load.cores(time.process_time() - own)
+        if cores < limit_cores or time.monotonic() > deadline:
+            return cores
 
 
 @dataclass(frozen=True)
@@ -141,7 +201,20 @@ class Daemon:
         raise RuntimeError(f"daemon: no {text!r} in its log:\n{self.tail()}")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        self.wait_for("ready:", timeout)
+        """Until GET /api/health answers (the log's "ready:" line is INFO, maybe not shown)."""
+        deadline = time.monotonic() + timeout
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            try:
+                with opener.open(f"{self.url}/api/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"daemon: not ready within {timeout:.0f}s:\n{self.tail()}")
 
     def sample(self) -> ProcSample:
         return proc_sample(self.pid)

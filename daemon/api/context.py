@@ -57,7 +57,7 @@ class ApiContext:
         self.cors_origins = tuple(self.cors_origins)
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
     """FastAPI dependency: the context stored on the app by `create_app`."""
     ctx: ApiContext = request.app.state.ctx
     return ctx

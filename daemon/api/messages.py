@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -17,7 +16,6 @@ from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from storage.messages import (
     MessageFilter,
     StateError,
-    count_recent_to,
     get_events,
     get_message,
     list_messages,
@@ -136,50 +134,30 @@ def _outbox(ctx: ApiContext) -> Outbox:
 
 def _refused(exc: EnqueueError, rename: dict[str, str] | None = None) -> ApiError:
     field = (rename or {}).get(exc.field, exc.field)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return ApiError(
         exc.status,
         f"{field}: {exc.rule}",
+        headers=headers,
         errors=[{"field": f"body.{field}", "rule": exc.rule}],
     )
 
 
 @router.post("/smss", summary="Send one SMS (the SMS backend's endpoint)")
 async def post_smss(request: SmssRequest, ctx: Ctx) -> SmssResponse:
-    outbox = _outbox(ctx)
-    rename = {"recipient": "contact", "body": "message"}
     try:
-        contact = outbox.normalise_phone(request.contact)
-    except EnqueueError as exc:
-        raise _refused(exc, rename) from None
-    limit = ctx.settings.sms.smss_per_minute
-    if limit:
-        now = ctx.clock.now()
-        since = utc_iso(now - timedelta(minutes=1))
-        count, oldest = await ctx.db.execute(
-            lambda conn: count_recent_to(conn, "sms", contact, since)
-        )
-        if count >= limit:
-            wait = 60.0
-            if oldest is not None:
-                wait = (datetime.fromisoformat(oldest) + timedelta(minutes=1) - now).total_seconds()
-            seconds = max(1, math.ceil(wait))
-            raise ApiError(
-                429,
-                f"contact: at most {limit} messages a minute to {contact}; try again in {seconds}s",
-                headers={"Retry-After": str(seconds)},
-            )
-    try:
-        enqueued = await outbox.enqueue(
+        enqueued = await _outbox(ctx).enqueue(
             EnqueueRequest(
                 channel="sms",
-                recipient=contact,
+                recipient=request.contact,
                 body=request.message,
                 subject=request.subject or None,
                 kind="manual",
+                per_minute_limit=ctx.settings.sms.smss_per_minute or None,
             )
         )
     except EnqueueError as exc:
-        raise _refused(exc, rename) from None
+        raise _refused(exc, {"recipient": "contact", "body": "message"}) from None
     return SmssResponse(message_id=enqueued.message.id)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from daemon.clock import Clock, utc_iso
 from daemon.outbox.phones import InvalidPhone, to_e164
@@ -15,10 +17,11 @@ from storage.messages import (
     IdempotencyConflict,
     NewMessage,
     cancel_message,
+    count_recent_to,
     insert_message,
     retry_message,
 )
-from storage.models import Message
+from storage.models import Message, parse_time
 from storage.optouts import is_opted_out
 from storage.push import invalid_token
 
@@ -31,11 +34,14 @@ MAX_IDEMPOTENCY_KEY = 200
 class EnqueueError(ValueError):
     """A message was refused before being written; names the field and the rule broken."""
 
-    def __init__(self, field: str, rule: str, *, status: int = 422) -> None:
+    def __init__(
+        self, field: str, rule: str, *, status: int = 422, retry_after: int | None = None
+    ) -> None:
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,10 @@ class EnqueueRequest:
     subscriber_id: int | None = None
     notification_id: int | None = None
     validity_seconds: int | None = None
+    # At most this many messages to this recipient in the last minute (the SMS backend's
+    # per-contact limit); checked in the same transaction as the insert, so concurrent
+    # requests cannot slip past it.
+    per_minute_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,9 +97,26 @@ class Outbox:
     async def enqueue(self, request: EnqueueRequest) -> Enqueued:
         """Write the message down as queued (or return the one with the same idempotency key)."""
         new = self._check(request)
-        now = utc_iso(self._clock.now())
+        moment = self._clock.now()
+        now = utc_iso(moment)
+        limit = request.per_minute_limit
 
         def write(conn):  # type: ignore[no-untyped-def]
+            if limit:
+                since = moment - timedelta(minutes=1)
+                count, oldest = count_recent_to(conn, new.channel, new.recipient, utc_iso(since))
+                if count >= limit:
+                    wait = 60.0
+                    if oldest is not None:
+                        wait = (parse_time(oldest) - since).total_seconds()
+                    seconds = max(1, math.ceil(wait))
+                    raise EnqueueError(
+                        "recipient",
+                        f"at most {limit} messages a minute to {new.recipient}; try again in "
+                        f"{seconds}s",
+                        status=429,
+                        retry_after=seconds,
+                    )
             if new.channel == "sms" and new.kind != "reply" and is_opted_out(conn, new.recipient):
                 raise EnqueueError(
                     "recipient",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -91,6 +92,18 @@ def test_smss_per_minute_limit_per_contact(running) -> None:
     assert limited.json()["error"] == 429
     other = client.post("/smss", json={"contact": "+201009129289", "message": "x"})
     assert other.status_code == 200, "the limit is per contact"
+
+
+def test_smss_limit_holds_under_concurrent_requests(running) -> None:
+    client, _, _ = running
+
+    def post(_: int) -> int:
+        return client.post("/smss", json={"contact": "+201009129277", "message": "x"}).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        codes = list(pool.map(post, range(16)))
+    assert codes.count(200) == 3, codes
+    assert codes.count(429) == 13
 
 
 def test_v1_messages_idempotency_cancel_retry_and_filters(running) -> None:

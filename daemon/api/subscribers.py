@@ -1,0 +1,215 @@
+"""Subscribers over HTTP: /api/v1/subscribers and the TGTG alerts backend's
+POST /submit_subscriber_info."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from daemon.api.context import ApiContext, get_ctx
+from daemon.api.errors import ApiError
+from daemon.api.tgtg import AccountOut, tgtg_failure
+from daemon.clock import utc_iso
+from daemon.outbox.phones import InvalidPhone, to_e164
+from providers.tgtg.errors import TgtgError
+from storage import subscribers as rows
+from storage.models import Subscriber
+from storage.tgtg import account_of
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+ChannelName = Literal["sms", "push", "email"]
+
+
+class SubscriberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=120)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=40)
+    channels: list[ChannelName] | None = None
+    opted_out: bool | None = None
+    verified: bool | None = None
+
+
+class SubscriberOut(BaseModel):
+    id: int
+    name: str | None
+    email: str | None
+    phone: str | None
+    channels: list[str]
+    opted_out: bool
+    opted_out_at: datetime | None
+    verified: bool
+    verified_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, s: Subscriber) -> SubscriberOut:
+        return cls(
+            id=s.id,
+            name=s.name,
+            email=s.email,
+            phone=s.phone,
+            channels=list(s.channels),
+            opted_out=s.opted_out_at is not None,
+            opted_out_at=s.opted_out_at,
+            verified=s.verified_at is not None,
+            verified_at=s.verified_at,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )
+
+
+class SubscriberDetail(BaseModel):
+    success: bool = True
+    subscriber: SubscriberOut
+    tgtg: AccountOut | None = None
+
+
+class SubscriberPage(BaseModel):
+    success: bool = True
+    subscribers: list[SubscriberOut]
+    next_after: int | None
+
+
+class SubmitInfo(BaseModel):
+    """The TGTG alerts backend's request."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone_number: str = Field(min_length=1, max_length=40)
+
+
+class SubmitInfoOut(BaseModel):
+    success: bool = True
+    created: bool
+    subscriber: SubscriberOut
+    tgtg: AccountOut | None
+    message: str
+
+
+def _phone(ctx: ApiContext, text: str, field: str = "phone") -> str:
+    try:
+        return to_e164(text, ctx.settings.sms.default_region)
+    except InvalidPhone as exc:
+        raise ApiError(
+            422, f"{field}: {exc}", errors=[{"field": f"body.{field}", "rule": str(exc)}]
+        ) from None
+
+
+def _values(ctx: ApiContext, body: SubscriberIn, now: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in ("name", "email"):
+        if name in body.model_fields_set:
+            values[name] = getattr(body, name)
+    if body.channels is not None:
+        values["channels"] = body.channels
+    if "phone" in body.model_fields_set:
+        values["phone"] = _phone(ctx, body.phone) if body.phone else None
+    if body.opted_out is not None:
+        values["opted_out_at"] = now if body.opted_out else None
+    if body.verified is not None:
+        values["verified_at"] = now if body.verified else None
+    return values
+
+
+async def _detail(ctx: ApiContext, subscriber: Subscriber) -> SubscriberDetail:
+    account = await ctx.db.execute(lambda c: account_of(c, subscriber.id))
+    return SubscriberDetail(
+        subscriber=SubscriberOut.of(subscriber), tgtg=AccountOut.of(account) if account else None
+    )
+
+
+@router.get("/api/v1/subscribers", summary="List subscribers by id")
+async def list_subscribers(
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[int, Query(ge=0, description="id to page on from")] = 0,
+) -> SubscriberPage:
+    found = await ctx.db.execute(lambda c: rows.list_all(c, limit=limit, after_id=after))
+    return SubscriberPage(
+        subscribers=[SubscriberOut.of(s) for s in found],
+        next_after=found[-1].id if len(found) == limit else None,
+    )
+
+
+@router.post("/api/v1/subscribers", status_code=201, summary="Create a subscriber")
+async def create_subscriber(body: SubscriberIn, ctx: Ctx) -> SubscriberDetail:
+    now = utc_iso(ctx.clock.now())
+    values = _values(ctx, body, now)
+    try:
+        created = await ctx.db.write(lambda c: rows.create(c, values, now))
+    except rows.DuplicatePhone as exc:
+        raise ApiError(409, str(exc)) from None
+    return await _detail(ctx, created)
+
+
+@router.get("/api/v1/subscribers/{subscriber_id}", summary="One subscriber and TGTG state")
+async def get_subscriber(subscriber_id: int, ctx: Ctx) -> SubscriberDetail:
+    found = await ctx.db.execute(lambda c: rows.get(c, subscriber_id))
+    if found is None:
+        raise ApiError(404, f"no subscriber {subscriber_id}")
+    return await _detail(ctx, found)
+
+
+@router.patch("/api/v1/subscribers/{subscriber_id}", summary="Change a subscriber")
+async def update_subscriber(subscriber_id: int, body: SubscriberIn, ctx: Ctx) -> SubscriberDetail:
+    now = utc_iso(ctx.clock.now())
+    values = _values(ctx, body, now)
+    try:
+        updated = await ctx.db.write(lambda c: rows.update(c, subscriber_id, values, now))
+    except rows.DuplicatePhone as exc:
+        raise ApiError(409, str(exc)) from None
+    if updated is None:
+        raise ApiError(404, f"no subscriber {subscriber_id}")
+    return await _detail(ctx, updated)
+
+
+@router.delete(
+    "/api/v1/subscribers/{subscriber_id}", status_code=204, summary="Delete a subscriber"
+)
+async def delete_subscriber(subscriber_id: int, ctx: Ctx) -> Response:
+    if not await ctx.db.write(lambda c: rows.delete(c, subscriber_id)):
+        raise ApiError(404, f"no subscriber {subscriber_id}")
+    return Response(status_code=204)
+
+
+@router.post("/submit_subscriber_info", summary="Subscribe (the TGTG alerts backend's endpoint)")
+async def submit_subscriber_info(body: SubmitInfo, ctx: Ctx) -> SubmitInfoOut:
+    """Create or update the subscriber with this phone (or e-mail), then start the TGTG login
+    for the e-mail: TGTG mails a PIN, which goes to POST /api/v1/subscribers/{id}/tgtg/pin."""
+    phone = _phone(ctx, body.phone_number, "phone_number")
+    now = utc_iso(ctx.clock.now())
+
+    def upsert(conn: Any) -> tuple[Subscriber, bool]:
+        found = rows.by_phone(conn, phone) or rows.by_email(conn, body.email)
+        if found is None:
+            return rows.create(conn, {"email": body.email, "phone": phone}, now), True
+        updated = rows.update(conn, found.id, {"email": body.email, "phone": phone}, now)
+        assert updated is not None
+        return updated, False
+
+    try:
+        subscriber, created = await ctx.db.write(upsert)
+    except rows.DuplicatePhone as exc:
+        raise ApiError(409, str(exc)) from None
+    account = None
+    message = "saved; the TGTG watcher is not running"
+    if ctx.tgtg is not None:
+        try:
+            account = AccountOut.of(await ctx.tgtg.start_login(subscriber.id, body.email))
+            message = "saved; enter the PIN TGTG sent to the e-mail address"
+        except TgtgError as exc:
+            error = tgtg_failure(exc)
+            message = f"saved, but the TGTG login could not start: {error.message}"
+    return SubmitInfoOut(
+        created=created, subscriber=SubscriberOut.of(subscriber), tgtg=account, message=message
+    )

@@ -1,0 +1,1 @@
+"""The TGTG favourites watcher: logins, polling inside a request budget, and alerts."""

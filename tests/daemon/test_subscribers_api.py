@@ -1,0 +1,137 @@
+"""Subscribers and TGTG logins over the HTTP API, with the fake TGTG behind the watcher."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from daemon.api.app import create_app
+from daemon.api.context import ApiContext
+from daemon.clock import ManualClock
+from daemon.outbox.service import Outbox
+from daemon.tgtg.watcher import Watcher, WatcherSettings
+from providers.tgtg.client import TgtgClient
+from storage.database import Database
+from tests.daemon.api.support import TOKEN, bearer, client_for
+from tests.peers.tgtg import PIN, TgtgPeer
+
+ANA = "ana@example.com"
+
+
+@pytest.fixture
+def peer() -> Iterator[TgtgPeer]:
+    with TgtgPeer() as fake:
+        fake.add_account(ANA)
+        fake.add_item("774625", store="Bakery Blue", count=2, favorite_of=ANA)
+        yield fake
+
+
+@pytest.fixture
+async def api(
+    db: Database, clock: ManualClock, peer: TgtgPeer
+) -> AsyncIterator[tuple[httpx.AsyncClient, Watcher]]:
+    async with httpx.AsyncClient() as http:
+        outbox = Outbox(db, clock)
+        watcher = Watcher(
+            db, clock, TgtgClient(http, base_url=peer.base_url), WatcherSettings(), outbox=outbox
+        )
+        ctx = ApiContext(
+            db=db,
+            clock=clock,
+            api_token=TOKEN,
+            version="test",
+            started_at=clock.now(),
+            started_monotonic=clock.monotonic(),
+            outbox=outbox,
+            tgtg=watcher,
+        )
+        async with client_for(create_app(ctx)) as client:
+            client.headers.update(bearer())
+            yield client, watcher
+
+
+async def test_crud(api: tuple[httpx.AsyncClient, Watcher]) -> None:
+    client, _ = api
+    created = await client.post(
+        "/api/v1/subscribers",
+        json={"name": "Ana", "email": ANA, "phone": "+33 6 12 34 56 78", "channels": ["sms"]},
+    )
+    assert created.status_code == 201, created.text
+    subscriber = created.json()["subscriber"]
+    sid = subscriber["id"]
+    assert subscriber["phone"] == "+33612345678" and subscriber["opted_out"] is False
+    assert created.json()["tgtg"] is None
+    duplicate = await client.post("/api/v1/subscribers", json={"phone": "+33612345678"})
+    assert duplicate.status_code == 409 and duplicate.json()["success"] is False
+    changed = await client.patch(
+        f"/api/v1/subscribers/{sid}", json={"channels": ["sms", "push"], "opted_out": True}
+    )
+    assert changed.json()["subscriber"]["channels"] == ["sms", "push"]
+    assert changed.json()["subscriber"]["opted_out"] is True
+    assert changed.json()["subscriber"]["name"] == "Ana"  # untouched fields stay
+    kept = await client.patch(f"/api/v1/subscribers/{sid}", json={"channels": None})
+    assert kept.status_code == 200 and kept.json()["subscriber"]["channels"] == ["sms", "push"]
+    listed = await client.get("/api/v1/subscribers")
+    assert [s["id"] for s in listed.json()["subscribers"]] == [sid]
+    bad = await client.post("/api/v1/subscribers", json={"phone": "12"})
+    assert bad.status_code == 422
+    assert (await client.delete(f"/api/v1/subscribers/{sid}")).status_code == 204
+    assert (await client.get(f"/api/v1/subscribers/{sid}")).status_code == 404
+    assert (await client.delete(f"/api/v1/subscribers/{sid}")).status_code == 404
+
+
+async def test_submit_subscriber_info_creates_then_updates_and_starts_the_login(
+    api: tuple[httpx.AsyncClient, Watcher], peer: TgtgPeer
+) -> None:
+    client, _ = api
+    first = await client.post(
+        "/submit_subscriber_info", json={"email": ANA, "phone_number": "+33612345678"}
+    )
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["success"] is True and body["created"] is True
+    assert body["tgtg"]["state"] == "pending"
+    assert "access_token" not in first.text and "refresh_token" not in first.text
+    assert len(peer.requests_to("authByEmail")) == 1
+    again = await client.post(
+        "/submit_subscriber_info",
+        json={"email": "ANA2@example.com", "phone_number": "+33612345678"},
+    )
+    assert again.json()["created"] is False
+    assert again.json()["subscriber"]["id"] == body["subscriber"]["id"]
+    assert again.json()["subscriber"]["email"] == "ANA2@example.com"
+    assert "could not start" in again.json()["message"]  # no TGTG account for that e-mail
+
+
+async def test_login_then_pin_then_favourites_and_health(
+    api: tuple[httpx.AsyncClient, Watcher],
+) -> None:
+    client, watcher = api
+    sid = (await client.post("/api/v1/subscribers", json={"email": ANA})).json()["subscriber"]["id"]
+    early = await client.post(f"/api/v1/subscribers/{sid}/tgtg/pin", json={"pin": PIN})
+    assert early.status_code == 409
+    started = await client.post(f"/api/v1/subscribers/{sid}/tgtg/login", json={})
+    assert started.status_code == 202 and started.json()["account"]["state"] == "pending"
+    wrong = await client.post(f"/api/v1/subscribers/{sid}/tgtg/pin", json={"pin": "000000"})
+    assert wrong.status_code == 422
+    done = await client.post(f"/api/v1/subscribers/{sid}/tgtg/pin", json={"pin": PIN})
+    assert done.status_code == 200 and done.json()["account"]["state"] == "active"
+    assert done.json()["account"]["logged_in"] is True
+    await watcher.tick()
+    favorites = await client.get("/api/v1/tgtg/favorites", params={"subscriber_id": sid})
+    [favorite] = favorites.json()["favorites"]
+    assert favorite["item_id"] == "774625" and favorite["items_available"] == 2
+    state = await client.get(f"/api/v1/subscribers/{sid}/tgtg")
+    assert state.json()["account"]["last_success_at"] is not None
+    health = (await watcher.health())["accounts"]
+    assert health == {"active": 1}
+
+
+async def test_login_for_an_unknown_subscriber_is_404(
+    api: tuple[httpx.AsyncClient, Watcher],
+) -> None:
+    client, _ = api
+    response = await client.post("/api/v1/subscribers/99/tgtg/login", json={"email": ANA})
+    assert response.status_code == 404

@@ -1,0 +1,74 @@
+"""The alert rule and the alert's text, as pure functions."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daemon.tgtg.rule import alert_text, edge_key, is_rising_edge
+from providers.sms_text import analyze
+from providers.tgtg.client import Observation
+
+
+def item(name: str = "Bakery Blue (Magic Bag)", count: int = 3, **changes: object) -> Observation:
+    values: dict[str, object] = {
+        "item_id": "774625",
+        "store_name": "Bakery Blue",
+        "display_name": name,
+        "items_available": count,
+        "pickup_start": datetime(2026, 11, 22, 17, 0, tzinfo=UTC),
+        "pickup_end": datetime(2026, 11, 22, 17, 30, tzinfo=UTC),
+        "price_minor": 399,
+        "price_decimals": 2,
+        "currency": "EUR",
+        "store_time_zone": "Europe/Berlin",
+        "sharing_url": "https://share.toogoodtogo.com/item/774625",
+    } | changes
+    return Observation(**values)  # type: ignore[arg-type]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=30))
+def test_alerts_are_exactly_the_zero_to_positive_steps(counts: list[int]) -> None:
+    previous: int | None = None
+    alerts = 0
+    for count in counts:
+        alerts += is_rising_edge(previous, count)
+        previous = count
+    expected = sum(1 for a, b in itertools.pairwise(counts) if a == 0 and b > 0)
+    assert alerts == expected
+
+
+def test_first_sighting_is_not_an_edge() -> None:
+    assert not is_rising_edge(None, 4)
+    assert is_rising_edge(0, 1)
+    assert not is_rising_edge(2, 3) and not is_rising_edge(3, 0)
+
+
+def test_edge_keys_differ_per_edge() -> None:
+    assert edge_key(1, "9", "t0", None) != edge_key(1, "9", "t0", "t1")
+    assert edge_key(1, "9", "t0", None) != edge_key(2, "9", "t0", None)
+
+
+def test_the_text_names_store_count_price_window_and_link() -> None:
+    text = alert_text(item())
+    assert text == (
+        "Bakery Blue (Magic Bag): 3 bags, 3.99 EUR, pickup 22/11 18:00-18:30 "
+        "https://share.toogoodtogo.com/item/774625"
+    )
+    assert "1 bag," in alert_text(item(count=1))
+
+
+def test_a_long_store_name_is_shortened_to_one_segment() -> None:
+    long_name = "The Very Long Name Of A Neighbourhood Bakery And Coffee House " * 3
+    text = alert_text(item(name=long_name))
+    assert analyze(text).segments == 1
+    assert text.startswith("The Very Long") and text.endswith("/item/774625")
+    assert "3 bags, 3.99 EUR, pickup 22/11 18:00-18:30" in text
+
+
+def test_missing_price_and_window_are_left_out() -> None:
+    text = alert_text(item(price_minor=None, pickup_start=None, pickup_end=None))
+    assert text == "Bakery Blue (Magic Bag): 3 bags https://share.toogoodtogo.com/item/774625"

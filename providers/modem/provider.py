@@ -95,6 +95,18 @@ BUSY_CME = frozenset({14, 515})
 BUSY_RETRY_AFTER = 1.0
 # A send while the modem initialises: worth another try in a few seconds.
 INITIALISING_RETRY_AFTER = 5.0
+# How long a send waits for an initialising modem before giving up for now.
+INITIALISING_WAIT_SECONDS = 10.0
+# States that end the wait: the modem will not be sending soon.
+NOT_SENDING_STATES = (
+    ModemState.DISCONNECTED,
+    ModemState.SIM_LOCKED,
+    ModemState.SIM_PUK,
+    ModemState.PIN_REJECTED,
+    ModemState.SIM_MISSING,
+    ModemState.NO_NETWORK,
+    ModemState.CLOSED,
+)
 # The outer guard of one segment, beyond the prompt and answer timeouts it already has: the
 # wait for the channel (a CMGL running) must not hang a send either.
 SEND_GUARD_SLACK = 10.0
@@ -279,6 +291,12 @@ class ModemProvider:
         """One AT+CMGS per segment under the rate limit; raise a ProviderError if it failed."""
         if message.channel != "sms":
             raise NotForThisProvider(f"the modem sends SMS, not {message.channel}")
+        if self.driver.state is ModemState.INITIALISING:
+            # A modem that is coming up (start, replug) is usually ready within seconds:
+            # waiting a bounded while keeps it busy instead of pushing the queue back.
+            await self.driver.wait_for_state(
+                ModemState.READY, *NOT_SENDING_STATES, timeout=INITIALISING_WAIT_SECONDS
+            )
         self._check_ready()
         if not _NUMBER.fullmatch(message.recipient.strip()):
             raise RecipientError(f"{message.recipient!r} is not a phone number a modem can dial")

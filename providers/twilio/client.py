@@ -1,25 +1,32 @@
-"""Twilio's Messages API on the wire: the twilio package's sync client, one per worker thread."""
+"""Twilio's Messages API on the wire: the twilio package's sync client, one per worker thread.
+
+The twilio Client builds the requests and parses the answers; the HTTP underneath is our own
+small client on urllib3 (RewritingHttpClient), not twilio's requests-based one.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import requests
+import requests.utils
 import urllib3
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.util.ssl_ import create_urllib3_context
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +87,10 @@ class BadBaseUrl(WireError):
     """base_url cannot be requested at all (no scheme, bad host): a configuration error."""
 
 
+class BadSetting(BadBaseUrl):
+    """The proxy or CA bundle from the environment cannot be used: a configuration error."""
+
+
 @dataclass(frozen=True, slots=True)
 class CreatedMessage:
     """The parts of Twilio's Message resource the outbox keeps."""
@@ -119,27 +130,121 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-class RewritingHttpClient(TwilioHttpClient):
-    """twilio's requests-based HTTP client, aimed at base_url, quiet, remembering its last answer.
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """How to reach base_url, read from the environment once: proxy, TLS trust anchors."""
 
-    One instance per thread: requests.Session is not guaranteed thread-safe.
+    # Out of repr: a proxy URL and its Proxy-Authorization may hold credentials.
+    proxy_url: str | None = field(default=None, repr=False)
+    proxy_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # None for plain-http targets (the fake Twilio, a local gateway): nothing to verify.
+    ssl_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_environment(cls, base_url: str) -> Transport:
+        """The proxy and CA bundle requests would use for base_url, decided once.
+
+        Same meaning as requests (which this replaced): HTTPS_PROXY / HTTP_PROXY / ALL_PROXY
+        unless NO_PROXY covers base_url's host; the CA bundle from REQUESTS_CA_BUNDLE, else
+        CURL_CA_BUNDLE, else certifi's (SSL_CERT_FILE and the system store are not consulted:
+        requests did not either). Raises BadSetting when either cannot be used.
+        """
+        host = urlsplit(base_url).netloc or base_url
+        try:
+            proxies = requests.utils.get_environ_proxies(base_url)
+            proxy = requests.utils.select_proxy(base_url, proxies)
+        except ValueError as exc:  # a malformed NO_PROXY or proxy variable
+            raise BadSetting(f"cannot read the proxy settings for {host}") from exc
+        proxy_headers: dict[str, str] = {}
+        if proxy:
+            proxy = requests.utils.prepend_scheme_if_needed(proxy, "http")
+            user, password = requests.utils.get_auth_from_url(proxy)
+            if user:
+                proxy_headers = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}")
+            if urlsplit(proxy).scheme not in ("http", "https"):
+                # SOCKS needs PySocks, which is not installed; requests failed here too.
+                raise BadSetting(
+                    f"the proxy for {host} is not an http(s) proxy "
+                    f"({urlsplit(proxy).scheme!r} is not supported)"
+                )
+        needs_tls = urlsplit(base_url).scheme == "https" or (
+            proxy is not None and urlsplit(proxy).scheme == "https"
+        )
+        return cls(
+            proxy_url=proxy or None,
+            proxy_headers=proxy_headers,
+            ssl_context=_ssl_context() if needs_tls else None,
+        )
+
+    def pool_manager(self) -> urllib3.PoolManager:
+        """A small pool for one thread: one request at a time, one kept-alive connection."""
+        settings: dict[str, Any] = {
+            "num_pools": 4,
+            "maxsize": 1,
+            "block": False,
+            # Never retried, never redirected: a retried POST can send the SMS twice, and the
+            # outbox does its own retrying with backoff and failover. Per request too, below.
+            "retries": False,
+            "ssl_context": self.ssl_context,
+        }
+        if self.proxy_url is None:
+            return urllib3.PoolManager(**settings)
+        try:
+            return urllib3.ProxyManager(
+                self.proxy_url,
+                proxy_headers=dict(self.proxy_headers),
+                proxy_ssl_context=self.ssl_context,
+                **settings,
+            )
+        except (ValueError, urllib3.exceptions.HTTPError) as exc:
+            raise BadSetting("the proxy from the environment cannot be used") from exc
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context, its CA bundle loaded once (not per connection)."""
+    bundle = (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or requests.utils.DEFAULT_CA_BUNDLE_PATH  # certifi's, as requests used
+    )
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    try:
+        if os.path.isdir(bundle):
+            context.load_verify_locations(capath=bundle)
+        else:
+            context.load_verify_locations(cafile=bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise BadSetting(f"cannot load the CA certificates from {bundle!r}") from exc
+    return context
+
+
+class RewritingHttpClient(HttpClient):
+    """twilio's HttpClient on urllib3, aimed at base_url, quiet, remembering its last answer.
+
+    One instance per thread (its own small PoolManager), so last_headers is this thread's.
+    twilio's own TwilioHttpClient goes through requests, whose per-request preparation and
+    environment lookups cost about as much CPU as everything else in a send.
     """
 
-    def __init__(self, *, base_url: str, timeout: float) -> None:
-        # max_retries=None keeps requests' default of no retries: a retried POST can send the
-        # SMS twice, and the daemon's outbox does its own retrying with backoff and failover.
-        super().__init__(pool_connections=True, timeout=timeout, logger=logger, max_retries=None)
+    def __init__(
+        self, *, base_url: str, timeout: float, transport: Transport | None = None
+    ) -> None:
+        super().__init__(logger, False, timeout)
         real = base_url.rstrip("/") == TWILIO_API_URL
         self._base_url = None if real else base_url
-        if self.session is not None:
-            # requests re-reads the proxy and CA-bundle variables from os.environ on every
-            # request (a quarter of a send's CPU time in profiles); read them once instead,
-            # with the same meaning: proxies for base_url unless NO_PROXY says otherwise.
-            self.proxy = requests.utils.get_environ_proxies(base_url)
-            self.session.verify = (
-                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            )
-            self.session.trust_env = False
+        # Rewriting is a prefix swap for twilio's own URLs; rewrite_url handles any other.
+        self._prefix = None if real else rewrite_url(base_url, TWILIO_API_URL)
+        self._transport = transport or Transport.from_environment(base_url)
+        self._manager = self._transport.pool_manager()
+        # Without a proxy every send goes to one origin: call its connection pool directly,
+        # skipping the PoolManager's URL parsing and pool lookup on each request.
+        origin = urlsplit(base_url)
+        self._origin = f"{origin.scheme}://{origin.netloc}"
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        if self._transport.proxy_url is None:
+            self._pool = self._manager.connection_from_url(self._origin)
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._auth: tuple[tuple[str, str], str] | None = None
         # The headers of the last answer: twilio's exceptions drop them, but a 429's or 503's
         # Retry-After lives there.
         self.last_headers: Mapping[str, str] = {}
@@ -155,17 +260,81 @@ class RewritingHttpClient(TwilioHttpClient):
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
-        if self._base_url is not None:
-            url = rewrite_url(self._base_url, url)
-        self.last_headers = {}
-        response = super().request(
-            method, url, params, data, headers, auth, timeout, allow_redirects
-        )
-        self.last_headers = response.headers or {}
-        return response
+        """One HTTP exchange, as twilio's client_base calls it; redirects are never followed.
 
-    # twilio logs every request and response at INFO, five lines each: too loud for a daemon
-    # sending hundreds a second. One DEBUG line each; the Authorization header never appears.
+        A 3xx comes back as it is (twilio then raises, the provider calls it a wrong
+        base_url); allow_redirects is accepted for the interface and ignored.
+        """
+        if timeout is None:
+            wait = self._timeout
+        elif timeout <= 0:
+            raise ValueError(timeout)
+        else:
+            wait = urllib3.Timeout(connect=timeout, read=timeout)
+        method = method.upper()
+        url = self._target(url)
+        if params:
+            query = _encode_form(params)
+            if query:
+                url = f"{url}{'&' if '?' in url else '?'}{query}"
+        sent = dict(headers) if headers else {}
+        body: bytes | None = None
+        content_type = sent.get("Content-Type")
+        if content_type in ("application/json", "application/scim+json"):
+            if data is not None:
+                body = json.dumps(data, allow_nan=False).encode()
+        elif isinstance(data, str | bytes):
+            body = data.encode() if isinstance(data, str) else data
+        elif data:
+            body = _encode_form(data).encode()
+        if auth is not None:
+            sent["Authorization"] = self._basic(auth)
+        logger.debug("twilio request %s %s", method, url)
+        self.last_headers = {}
+        if self._pool is not None and url.startswith(self._origin + "/"):
+            # After close() this pool raises ClosedPoolError: nothing goes out.
+            answer = self._pool.urlopen(
+                method,
+                url[len(self._origin) :],
+                body=body,
+                headers=sent,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=wait,
+                preload_content=True,
+            )
+        else:
+            answer = self._manager.urlopen(
+                method,
+                url,
+                body=body,
+                headers=sent,
+                retries=False,
+                redirect=False,
+                timeout=wait,
+                preload_content=True,
+            )
+        logger.debug("twilio answered HTTP %s", answer.status)
+        self.last_headers = answer.headers
+        return Response(answer.status, _text(answer.data, answer.headers), answer.headers)
+
+    def _target(self, url: str) -> str:
+        if self._prefix is None or self._base_url is None:
+            return url
+        if url.startswith(TWILIO_API_URL + "/"):
+            return self._prefix + url[len(TWILIO_API_URL) :]
+        return rewrite_url(self._base_url, url)
+
+    def _basic(self, auth: tuple[str, str]) -> str:
+        # The same header for every send: encode it once.
+        if self._auth is None or self._auth[0] != auth:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            self._auth = (auth, f"Basic {token}")
+        return self._auth[1]
+
+    # Not called by request(); kept quiet should anything else call them. twilio's versions
+    # log five INFO lines per request.
     def log_request(self, kwargs: dict[str, Any]) -> None:
         logger.debug("twilio request %s %s", kwargs["method"], kwargs["url"])
 
@@ -173,8 +342,39 @@ class RewritingHttpClient(TwilioHttpClient):
         logger.debug("twilio answered HTTP %s", status_code)
 
     def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
+        # The manager's clear() only forgets its pools (they close when collected); ours is
+        # still referenced here, so close it outright.
+        if self._pool is not None:
+            self._pool.close()
+        self._manager.clear()
+
+
+def _encode_form(data: Mapping[str, object]) -> str:
+    """Form-encode like requests: None dropped, a list becomes repeated keys."""
+    pairs: list[tuple[str, object]] = []
+    for key, value in data.items():
+        if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+            if value is not None:
+                pairs.append((key, value))
+            continue
+        pairs.extend((key, item) for item in value if item is not None)
+    return urlencode(pairs, doseq=True)
+
+
+def _text(data: bytes, headers: Mapping[str, str]) -> str:
+    """The body as text, with requests' choice of encoding (Twilio's JSON is UTF-8)."""
+    content_type = headers.get("Content-Type") or ""
+    charset = None
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip("'\"") or None
+    if charset is None:
+        charset = "ISO-8859-1" if content_type.lower().startswith("text/") else "utf-8"
+    try:
+        return data.decode(charset, errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
 
 
 class TwilioWire:
@@ -190,13 +390,23 @@ class TwilioWire:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._http_clients: list[RewritingHttpClient] = []
+        self._transport: Transport | None = None
         self._closed = False
+
+    def transport(self) -> Transport:
+        """The proxy and TLS settings, read from the environment on first use, then kept."""
+        with self._lock:
+            if self._transport is None:
+                self._transport = Transport.from_environment(self._base_url)
+            return self._transport
 
     def client(self) -> tuple[Client, RewritingHttpClient]:
         """This thread's twilio Client and its HTTP client, made on first use."""
         made: tuple[Client, RewritingHttpClient] | None = getattr(self._local, "made", None)
         if made is None:
-            http = RewritingHttpClient(base_url=self._base_url, timeout=self._timeout)
+            http = RewritingHttpClient(
+                base_url=self._base_url, timeout=self._timeout, transport=self.transport()
+            )
             client = Client(
                 self._account_sid,
                 self._auth_token,
@@ -255,7 +465,7 @@ class TwilioWire:
         return str(account.status or "")
 
     def close(self) -> None:
-        """Close every thread's session; later calls fail with TransportError."""
+        """Close every thread's connections; later calls fail with TransportError."""
         with self._lock:
             self._closed = True
             clients, self._http_clients = self._http_clients, []
@@ -265,7 +475,11 @@ class TwilioWire:
 
 @contextmanager
 def _wire_errors(http: RewritingHttpClient, base_url: str, *, sending: bool) -> Iterator[None]:
-    """Turn twilio's and requests' exceptions into WireErrors with plain, secret-free text."""
+    """Turn twilio's and urllib3's exceptions into WireErrors with plain, secret-free text.
+
+    The client never retries (retries=False), so urllib3 raises the first error itself
+    rather than a MaxRetryError around it.
+    """
     host = urlsplit(base_url).netloc or base_url
     try:
         yield
@@ -273,32 +487,53 @@ def _wire_errors(http: RewritingHttpClient, base_url: str, *, sending: bool) -> 
         raise _api_error(exc, http.last_headers) from exc
     except TwilioException as exc:
         raise BadAnswer(f"unexpected answer from Twilio: {type(exc).__name__}") from exc
-    except requests.exceptions.ConnectTimeout as exc:
+    except urllib3.exceptions.ProxyError as exc:
+        # Raised only before the proxy had carried anything to Twilio.
+        reason, _ = _connection_failure(exc)
+        raise TransportError(
+            f"could not reach Twilio at {host} through the proxy ({reason})",
+            timed_out=False,
+            maybe_sent=False,
+        ) from exc
+    except urllib3.exceptions.NewConnectionError as exc:
+        # A subclass of ConnectTimeoutError, but refused or unresolvable, not slow.
+        reason, _ = _connection_failure(exc)
+        raise TransportError(
+            f"could not reach Twilio at {host} ({reason})", timed_out=False, maybe_sent=False
+        ) from exc
+    except urllib3.exceptions.ConnectTimeoutError as exc:
         raise TransportError(
             f"could not connect to Twilio at {host} in time", timed_out=True, maybe_sent=False
         ) from exc
-    except requests.exceptions.Timeout as exc:
+    except urllib3.exceptions.TimeoutError as exc:
         raise TransportError(
             f"Twilio at {host} did not answer in time", timed_out=True, maybe_sent=sending
         ) from exc
-    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+    except urllib3.exceptions.LocationValueError as exc:
         raise BadBaseUrl(f"cannot make a request to {host!r}") from exc
-    except requests.exceptions.SSLError as exc:
+    except urllib3.exceptions.SSLError as exc:
         raise TransportError(
             f"TLS failed with Twilio at {host} (check the system clock and CA certificates)",
             timed_out=False,
             maybe_sent=False,
         ) from exc
-    except requests.exceptions.ConnectionError as exc:
-        # requests folds "never connected" and "dropped mid-answer" into one class; only the
-        # first is sure not to have reached Twilio.
+    except urllib3.exceptions.ProtocolError as exc:
+        # "Never connected" and "dropped mid-answer" look alike here; only the first is sure
+        # not to have reached Twilio.
         reason, connected = _connection_failure(exc)
         raise TransportError(
             f"could not reach Twilio at {host} ({reason})",
             timed_out=False,
             maybe_sent=sending and connected,
         ) from exc
-    except requests.exceptions.RequestException as exc:
+    except urllib3.exceptions.PoolError as exc:
+        # The pool was closed under the request (the provider is closing): nothing went out.
+        raise TransportError(
+            f"could not reach Twilio at {host} ({type(exc).__name__})",
+            timed_out=False,
+            maybe_sent=False,
+        ) from exc
+    except urllib3.exceptions.HTTPError as exc:
         raise TransportError(
             f"broken answer from Twilio at {host} ({type(exc).__name__})",
             timed_out=False,
@@ -336,7 +571,7 @@ def _api_error(
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # requests gives a case-insensitive dict, but be safe with a plain one.
+    # urllib3 gives a case-insensitive HTTPHeaderDict, but be safe with a plain one.
     value = headers.get(name)
     if value is None:
         lowered = name.lower()
@@ -353,7 +588,7 @@ def _connection_failure(exc: BaseException) -> tuple[str, bool]:
         if cause is None or any(cause is seen for seen in causes):
             continue
         causes.append(cause)
-        # urllib3 keeps the underlying error in .reason, requests in args[0].
+        # urllib3 keeps the underlying error in .reason or args (ProtocolError, ProxyError).
         reason = getattr(cause, "reason", None)
         stack.extend([cause.__cause__, cause.__context__])
         stack.extend(a for a in (reason, *cause.args) if isinstance(a, BaseException))

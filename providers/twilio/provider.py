@@ -40,7 +40,7 @@ T = TypeVar("T")
 # Twilio's bounds for ValidityPeriod, in seconds.
 VALIDITY_MIN = 1
 VALIDITY_MAX = 36_000
-# The outer asyncio guard fires this long after the HTTP timeout. requests' timeout bounds
+# The outer asyncio guard fires this long after the HTTP timeout. urllib3's read timeout bounds
 # each socket wait, not the whole exchange, so a server trickling bytes could outlast it.
 GUARD_SLACK_SECONDS = 2.0
 # health() asks Twilio at most this often; /api/health may be polled far more often.
@@ -207,7 +207,7 @@ class TwilioProvider:
         busy = self._busy
         # The guard must time the call, not a wait in the pool's queue: take a thread slot
         # first, and give it back only when the thread is really done (a guard timeout leaves
-        # the call running until requests' own timeout ends it).
+        # the call running until the HTTP client's own timeout ends it).
         await busy.acquire()
         loop = asyncio.get_running_loop()
 

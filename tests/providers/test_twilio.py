@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
+import ipaddress
+import json
 import logging
+import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,10 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import pytest
+import requests.utils
 from twilio.request_validator import RequestValidator
 
 from providers.base import (
@@ -34,7 +41,7 @@ from providers.twilio import (
     public_request_url,
     twiml,
 )
-from providers.twilio.client import TwilioWire, parse_retry_after, rewrite_url
+from providers.twilio.client import TransportError, TwilioWire, parse_retry_after, rewrite_url
 from tests.peers.twilio import Reply, TwilioPeer, num_segments
 
 FROM = "+15005550006"
@@ -46,8 +53,18 @@ MakeProvider = Callable[..., TwilioProvider]
 
 @pytest.fixture(autouse=True)
 def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests honours proxy variables, which would send 127.0.0.1 traffic elsewhere.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+    # The client honours proxy variables, which would send 127.0.0.1 traffic elsewhere; and
+    # the CA bundle variables would change what the TLS tests trust.
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -394,6 +411,201 @@ async def test_a_slow_send_does_not_hold_up_the_others(
     assert (await slow).provider_message_id is not None
 
 
+# -- the HTTP client under twilio: no retries, no redirects, proxies, TLS ------------------
+
+
+async def test_twilio_headers_and_basic_auth_go_out_as_twilio_builds_them(
+    peer: TwilioPeer, make_provider: MakeProvider
+) -> None:
+    await make_provider().send(sms(body="Café & co"))
+
+    [received] = peer.requests
+    headers = {name.lower(): value for name, value in received.headers.items()}
+    basic = base64.b64encode(f"{peer.account_sid}:{peer.auth_token}".encode()).decode()
+    assert headers["authorization"] == f"Basic {basic}"
+    assert headers["content-type"] == "application/x-www-form-urlencoded"
+    assert headers["accept"] == "application/json"
+    assert headers["user-agent"].startswith("twilio-python/")
+    assert headers["x-twilio-client"].startswith("python-")
+    assert received.form["Body"] == "Café & co"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply.server_error(503, retry_after="0"), Reply.too_many(retry_after="0")],
+    ids=["503", "429"],
+)
+async def test_a_retry_after_answer_is_not_retried_by_the_library(
+    peer: TwilioPeer, make_provider: MakeProvider, reply: Reply
+) -> None:
+    # urllib3 retries 503 and 429 answers that carry Retry-After when retries are on.
+    peer.script(reply, times=1)
+
+    with pytest.raises(TransientError) as raised:
+        await make_provider().send(sms())
+
+    assert raised.value.retry_after == 0.0
+    assert len(peer.requests) == 1
+
+
+async def test_a_dropped_connection_is_one_request_that_may_have_arrived(
+    make_provider: MakeProvider,
+) -> None:
+    with stub_server(0, "", drop=True) as stub, pytest.raises(TransientError) as raised:
+        await make_provider(base_url=stub.url).send(sms())
+
+    assert len(stub.received) == 1  # never retried on a fresh connection
+    assert "connection dropped" in str(raised.value)
+    assert "may have accepted" in str(raised.value)
+
+
+async def test_a_refused_connection_was_not_sent(make_provider: MakeProvider) -> None:
+    with pytest.raises(TransientError) as raised:
+        await make_provider(base_url=f"http://127.0.0.1:{closed_port()}").send(sms())
+
+    assert "connection refused" in str(raised.value)
+    assert "may have accepted" not in str(raised.value)
+
+
+async def test_a_redirect_is_not_followed(peer: TwilioPeer, make_provider: MakeProvider) -> None:
+    location = f"{peer.base_url}{peer.messages_path}"
+    with (
+        stub_server(307, "", headers={"Location": location}) as stub,
+        pytest.raises(ProviderDown) as raised,
+    ):
+        await make_provider(base_url=stub.url).send(sms())
+
+    assert "HTTP 307" in str(raised.value)
+    assert len(stub.received) == 1
+    assert peer.requests == []
+
+
+def test_connect_and_read_timeouts_come_from_timeout_seconds() -> None:
+    wire = TwilioWire(
+        account_sid="AC1", auth_token="t", base_url="http://127.0.0.1:9", timeout_seconds=1.5
+    )
+    _, http = wire.client()
+
+    assert (http._timeout.connect_timeout, http._timeout.read_timeout) == (1.5, 1.5)
+    wire.close()
+
+
+async def test_the_proxy_from_the_environment_carries_the_request(
+    make_provider: MakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with stub_server(201, MESSAGE_JSON) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        monkeypatch.setenv("no_proxy", "")
+        result = await make_provider(base_url="http://twilio.invalid").send(sms())
+
+    [(path, _, form)] = proxy.received
+    # Forwarded as an absolute URL: the proxy, not us, resolves twilio.invalid.
+    assert path.startswith("http://twilio.invalid/2010-04-01/Accounts/")
+    assert ("To", TO) in form
+    assert result.provider_message_id == "SM" + "f" * 32
+
+
+async def test_no_proxy_skips_the_proxy(
+    peer: TwilioPeer, make_provider: MakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+
+    await make_provider().send(sms())
+
+    assert len(peer.sent) == 1
+
+
+async def test_a_dead_proxy_means_not_sent(
+    make_provider: MakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("no_proxy", "")
+
+    with pytest.raises(TransientError) as raised:
+        await make_provider(base_url="http://twilio.invalid").send(sms())
+
+    assert "through the proxy" in str(raised.value)
+    assert "may have accepted" not in str(raised.value)
+
+
+def test_a_closed_wire_sends_nothing(peer: TwilioPeer) -> None:
+    wire = TwilioWire(
+        account_sid=peer.account_sid,
+        auth_token=peer.auth_token,
+        base_url=peer.base_url,
+        timeout_seconds=1,
+    )
+    wire.create_message(to=TO, body="before", from_=FROM)
+    wire.close()
+
+    with pytest.raises(TransportError) as raised:
+        wire.create_message(to=TO, body="after", from_=FROM)  # this thread's client, closed
+
+    assert raised.value.maybe_sent is False
+    assert [r.form["Body"] for r in peer.requests] == ["before"]
+
+
+def test_proxy_and_ca_settings_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    wire = TwilioWire(
+        account_sid="AC1", auth_token="t", base_url="http://127.0.0.1:9", timeout_seconds=1
+    )
+    first = wire.transport()
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("no_proxy", "")
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(wire.client()[1]._transport))
+    thread.start()
+    thread.join()
+
+    assert first.proxy_url is None
+    assert other == [first]  # another thread's client shares the settings read first
+    wire.close()
+
+
+async def test_a_ca_bundle_that_cannot_load_is_provider_down(
+    make_provider: MakeProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    provider = make_provider(base_url=f"https://127.0.0.1:{closed_port()}")
+
+    with pytest.raises(ProviderDown, match="CA certificates"):
+        await provider.send(sms())
+    assert (await provider.health()).state == "down"
+
+
+async def test_tls_trusts_the_requests_ca_bundle(
+    make_provider: MakeProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    with stub_server(201, MESSAGE_JSON, tls=server_side) as stub:
+        # certifi's bundle (the default, as with requests) does not know our certificate.
+        with pytest.raises(TransientError, match="TLS failed"):
+            await make_provider(base_url=stub.url).send(sms())
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        result = await make_provider(base_url=stub.url).send(sms())
+
+    assert result.provider_message_id == "SM" + "f" * 32
+    assert len(stub.received) == 1  # the failed handshake sent nothing
+
+
+def test_certifi_is_the_default_bundle_as_with_requests() -> None:
+    wire = TwilioWire(
+        account_sid="AC1", auth_token="t", base_url="https://api.twilio.com", timeout_seconds=1
+    )
+    context = wire.transport().ssl_context
+
+    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+    assert context.cert_store_stats()["x509_ca"] == certifi_ca_count()
+    wire.close()
+
+
 # -- health and close --------------------------------------------------------------------------
 
 
@@ -624,6 +836,9 @@ def test_fake_counts_segments_like_twilio() -> None:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+MESSAGE_JSON = json.dumps({"sid": "SM" + "f" * 32, "status": "queued", "num_segments": "1"})
+
+
 @dataclass
 class Stub:
     """A one-answer HTTP server: whatever else may sit at base_url, or a webhook receiver."""
@@ -634,28 +849,107 @@ class Stub:
 
 
 @contextmanager
-def stub_server(status: int, body: str) -> Iterator[Stub]:
+def stub_server(
+    status: int,
+    body: str,
+    *,
+    headers: dict[str, str] | None = None,
+    drop: bool = False,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[Stub]:
+    """Answers every POST with `status` and `body`; `drop` closes the connection unanswered."""
     received: list[tuple[str, str | None, list[tuple[str, str]]]] = []
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             form = parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True)
             received.append((self.path, self.headers.get("X-Twilio-Signature"), form))
+            if drop:
+                self.close_connection = True
+                return
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def get_request(self) -> tuple[socket.socket, Any]:
+            conn, address = super().get_request()
+            if tls is not None:
+                conn = tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+            return conn, address
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # a refused TLS handshake is expected in the TLS tests
+
+    server = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    scheme = "https" if tls is not None else "http"
     try:
-        yield Stub(f"http://127.0.0.1:{server.server_address[1]}", received)
+        yield Stub(f"{scheme}://127.0.0.1:{server.server_address[1]}", received)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def closed_port() -> int:
+    """A local port nobody listens on (connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no public CA vouches for, and its key."""
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shopbell test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def certifi_ca_count() -> int:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH)
+    return int(context.cert_store_stats()["x509_ca"])

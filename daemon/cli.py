@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import os
 import platform
 import signal
 import sqlite3
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 from urllib.parse import quote
 
 import click
 
 from daemon import __version__
+from daemon.backoffice import catalog_csv
+from daemon.backoffice.accounts import AccountError
+from daemon.backoffice.admin import add_user, export_products, import_products, run_report
+from daemon.backoffice.roles import ROLES
 from daemon.client import ClientError, DaemonClient
 from daemon.config import (
     ENV_CONFIG,
@@ -395,6 +402,87 @@ def _client(ctx: click.Context) -> DaemonClient:
 
 
 @cli.group(context_settings=CONTEXT)
+def tgtg() -> None:
+    """Too Good To Go logins and watched favourites, through the running daemon."""
+
+
+def _subscriber_for(client: DaemonClient, email: str) -> int:
+    after = 0
+    while True:
+        page = client.request("GET", "/api/v1/subscribers", params={"after": after, "limit": 500})
+        for subscriber in page["subscribers"]:
+            if (subscriber["email"] or "").lower() == email.lower():
+                return int(subscriber["id"])
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    created = client.request("POST", "/api/v1/subscribers", json={"email": email})
+    click.echo(f"new subscriber {created['subscriber']['id']} for {email}")
+    return int(created["subscriber"]["id"])
+
+
+@tgtg.command("login")
+@click.argument("email")
+@click.option(
+    "--wait",
+    type=click.IntRange(5, 600),
+    default=120,
+    show_default=True,
+    help="Seconds to wait for the link in the e-mail to be clicked.",
+)
+@click.pass_context
+def tgtg_login(ctx: click.Context, email: str, wait: int) -> None:
+    """Log EMAIL's subscriber in to TGTG: asks for the PIN TGTG mails (or waits for the link)."""
+    import time
+
+    client = _client(ctx)
+    try:
+        sid = _subscriber_for(client, email)
+        client.request("POST", f"/api/v1/subscribers/{sid}/tgtg/login", json={"email": email})
+        pin = click.prompt(
+            "TGTG sent an e-mail: type its PIN (or press Enter once you clicked its link)",
+            default="",
+            show_default=False,
+        ).strip()
+        if pin:
+            body = client.request("POST", f"/api/v1/subscribers/{sid}/tgtg/pin", json={"pin": pin})
+        else:
+            deadline = time.monotonic() + wait
+            while True:
+                body = client.request("GET", f"/api/v1/subscribers/{sid}/tgtg")
+                if body["account"]["state"] != "pending" or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+    except ClientError as exc:
+        _fail(str(exc))
+    state = body["account"]["state"]
+    if state != "active":
+        _fail(f"subscriber {sid}: TGTG login {state} ({body['account']['state_detail'] or '-'})")
+    click.echo(f"subscriber {sid}: logged in to TGTG as {email}; its favourites are watched")
+
+
+@tgtg.command("favorites")
+@click.argument("subscriber", type=int, required=False)
+@click.pass_context
+def tgtg_favorites(ctx: click.Context, subscriber: int | None) -> None:
+    """The watched items (of SUBSCRIBER, or everyone's) with their last counts."""
+    params = {"subscriber_id": subscriber} if subscriber is not None else {}
+    try:
+        body = _client(ctx).request("GET", "/api/v1/tgtg/favorites", params=params)
+    except ClientError as exc:
+        _fail(str(exc))
+    if not body["favorites"]:
+        click.echo("no watched items yet")
+        return
+    for item in body["favorites"]:
+        name = item["display_name"] or item["store_name"] or "-"
+        click.echo(
+            f"{item['subscriber_id']:>5}  {item['item_id']:<10} {item['items_available']:>3} bags"
+            f"  {name[:40]:<40}  {(item['updated_at'] or '')[:19]}"
+        )
+
+
+@cli.group(context_settings=CONTEXT)
 def modem() -> None:
     """Work with a GSM/LTE modem: a simulator to try shopbell without one, and a probe."""
 
@@ -574,6 +662,142 @@ def pdu_encode(to: str, no_report: bool, validity: int | None, text: str) -> Non
             ensure_ascii=False,
         )
     )
+
+
+@cli.group(context_settings=CONTEXT)
+def user() -> None:
+    """Back-office accounts: customers and staff who log in."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option(
+    "--role", type=click.Choice(ROLES), default="customer", show_default=True, help="Its role."
+)
+@click.option("--email", default=None, help="E-mail address (also works as the login).")
+@click.option("--phone", default=None, help="Phone number.")
+@click.option("--name", "full_name", default=None, help="Full name.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin instead of a prompt."
+)
+@click.pass_context
+def user_add(
+    ctx: click.Context,
+    username: str,
+    role: str,
+    email: str | None,
+    phone: str | None,
+    full_name: str | None,
+    password_stdin: bool,
+) -> None:
+    """Create an account on the database file (the first owner: --role owner).
+
+    Works on a fresh install and whether or not the daemon runs; the password is asked
+    for twice (or read from stdin), never taken from the command line.
+    """
+    settings = _load(ctx).settings
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        account = asyncio.run(
+            add_user(
+                settings,
+                username=username,
+                password=password,
+                role=role,  # type: ignore[arg-type]
+                email=email,
+                phone=phone,
+                full_name=full_name,
+            )
+        )
+    except AccountError as exc:
+        _fail(exc.message)
+    except (StorageError, PathError) as exc:
+        _fail(str(exc))
+    click.echo(f"account {account.id}: {account.username} ({account.role})")
+
+
+@cli.group("products", context_settings=CONTEXT)
+def products_group() -> None:
+    """The product catalogue as CSV (sku,name,brand,category,price,stock,active)."""
+
+
+@products_group.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.pass_context
+def products_import(ctx: click.Context, file: TextIO) -> None:
+    """Create or update products by SKU from FILE, all or nothing.
+
+    Every row is checked first; a bad row is reported with its line number and nothing is
+    written. Prices are in [shop] currency; a price change is recorded. Works on the
+    database file, whether or not the daemon runs.
+    """
+    settings = _load(ctx).settings
+    text = file.read()
+    rows: list[catalog_csv.ProductRow] = []
+    try:
+        with click.progressbar(
+            length=max(1, text.count("\n")), label="checking", file=sys.stderr
+        ) as bar:
+            for row in catalog_csv.parse(io.StringIO(text), settings.shop.currency):
+                bar.update(row.line - (rows[-1].line if rows else 1))
+                rows.append(row)
+    except catalog_csv.CsvError as exc:
+        _fail(f"{file.name} {exc}; nothing was imported")
+    except csv.Error as exc:
+        _fail(f"{file.name}: not a CSV file shopbell can read ({exc}); nothing was imported")
+    try:
+        created, updated = asyncio.run(import_products(settings, rows))
+    except (StorageError, PathError) as exc:
+        _fail(str(exc))
+    click.echo(f"imported {len(rows)} products: {created} new, {updated} updated")
+
+
+@products_group.command("export")
+@click.argument("file", type=click.File("w", encoding="utf-8"), default="-")
+@click.pass_context
+def products_export(ctx: click.Context, file: TextIO) -> None:
+    """Write every product as CSV to FILE (default: stdout), as `products import` reads it."""
+    settings = _load(ctx).settings
+    try:
+        found = asyncio.run(export_products(settings))
+    except (StorageError, PathError) as exc:
+        _fail(str(exc))
+    count = catalog_csv.write(found, settings.shop.currency, file)
+    if getattr(file, "name", "-") not in ("-", "<stdout>"):
+        click.echo(f"exported {count} products to {file.name}")
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["daily", "weekly"]))
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="A day of the period (YYYY-MM-DD, the shop's time zone); default: yesterday.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the stored JSON, not the text.")
+@click.pass_context
+def report(ctx: click.Context, kind: str, day: datetime | None, as_json: bool) -> None:
+    """Build a daily or weekly sales report, store it and print it.
+
+    A week runs Monday to Sunday. Running it again for the same period replaces the stored
+    report. Works on the database file, whether or not the daemon runs.
+    """
+    settings = _load(ctx).settings
+    try:
+        shown, stored = asyncio.run(
+            run_report(settings, kind, day.date() if day else None)  # type: ignore[arg-type]
+        )
+    except (StorageError, PathError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(stored.content, indent=2, ensure_ascii=False))
+    else:
+        click.echo(shown, nl=False)
 
 
 @cli.command()

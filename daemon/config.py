@@ -37,6 +37,7 @@ class ShopSettings(_Section):
 
     name: str = Field(default="My Shop", min_length=1, max_length=80)
     timezone: str = "UTC"
+    currency: str = Field(default="INR", pattern=r"^[A-Z]{3}$")
 
     @field_validator("timezone")
     @classmethod
@@ -212,7 +213,7 @@ class ModemSettings(_Section):
     baudrate: int = Field(default=115200, ge=1200, le=4_000_000)
     pin: SecretStr = SecretStr("")
     smsc: str = ""
-    segments_per_minute: float = Field(default=10.0, gt=0, le=600)
+    segments_per_minute: float = Field(default=10.0, gt=0, le=6000)
     send_timeout_seconds: float = Field(default=35.0, ge=5, le=300)
     status_reports: bool = True
     report_window_hours: float = Field(default=48.0, gt=0, le=24 * 14)
@@ -276,6 +277,46 @@ class OtpSettings(_Section):
         return check_otp_text(value)
 
 
+class TgtgSettings(_Section):
+    """The Too Good To Go favourites watcher: the API, the request budget, active hours."""
+
+    base_url: str = "https://apptoogoodtogo.com/api/"
+    language: str = "en-GB"
+    poll_seconds: float = Field(default=60.0, ge=1, le=86_400)
+    tick_seconds: float = Field(default=5.0, ge=0.2, le=300)
+    requests_per_minute: int = Field(default=10, ge=1, le=600)
+    active_hours: str = ""
+    backoff_max_seconds: float = Field(default=900.0, ge=1, le=86_400)
+    blocked_seconds: float = Field(default=600.0, ge=1, le=86_400)
+    timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+    owner_phone: str = ""
+
+    @field_validator("base_url")
+    @classmethod
+    def _ends_in_slash(cls, value: str) -> str:
+        value = _check_base_url(value)
+        if not value.endswith("/"):
+            raise ValueError(f"{value!r} must end in '/' (paths are joined to it)")
+        return value
+
+    @field_validator("active_hours")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        from datetime import time
+
+        if not value.strip():
+            return ""
+        start, sep, end = value.partition("-")
+        try:
+            if not sep:
+                raise ValueError
+            time.fromisoformat(start.strip())
+            time.fromisoformat(end.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a window like '07:00-22:00'") from None
+        return value
+
+
 class LoggingSettings(_Section):
     """What the daemon writes to its log."""
 
@@ -321,6 +362,7 @@ class Settings(_Section):
     modem: ModemSettings = ModemSettings()
     fcm: FcmSettings = FcmSettings()
     otp: OtpSettings = OtpSettings()
+    tgtg: TgtgSettings = TgtgSettings()
 
     @property
     def data_dir(self) -> Path:

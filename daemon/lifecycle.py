@@ -19,6 +19,7 @@ from daemon import __version__
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
 from daemon.api.server import ApiBindError, ApiServer, bind_socket
+from daemon.backoffice.service import build_backoffice
 from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
 from daemon.inbound import InboundService
@@ -33,7 +34,9 @@ from daemon.outbox.wiring import ChainReport, build_router
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir
 from daemon.push import PushService, push_health
 from daemon.scheduler import JobSpec, Scheduler
+from daemon.tgtg.watcher import Watcher, WatcherSettings
 from providers.modem.provider import ModemInbound, ModemProvider, ModemReport
+from providers.tgtg.client import TgtgClient
 from storage.database import Database
 from storage.errors import StorageError
 from storage.messages import count_by_status
@@ -113,6 +116,7 @@ class Daemon:
         self.push: PushService | None = None
         self.otp: OtpService | None = None
         self.scheduler: Scheduler | None = None
+        self.tgtg: Watcher | None = None
         self.api_token = ""
 
     async def run(self) -> int:
@@ -221,9 +225,11 @@ class Daemon:
                 self.outbox,
                 shop_name=settings.shop.name,
             )
+            backoffice = build_backoffice(settings, self.db, self.clock)
         except PathError as exc:
             raise StartupError(str(exc)) from None
         await self._start_modem()
+        self.tgtg = self._build_tgtg()
 
         try:
             sock = bind_socket(settings.api.host, settings.api.port)
@@ -238,11 +244,17 @@ class Daemon:
             started_monotonic=self.clock.monotonic(),
             max_body_bytes=settings.api.max_body_bytes,
             cors_origins=settings.api.cors_origins,
-            health_sources={"sms": self._sms_health, "push": self._push_health},
+            health_sources={
+                "sms": self._sms_health,
+                "push": self._push_health,
+                "tgtg": self._tgtg_health,
+            },
             settings=settings,
             outbox=self.outbox,
             push=self.push,
             otp=self.otp,
+            tgtg=self.tgtg,
+            backoffice=backoffice,
         )
         server = ApiServer(create_app(ctx), sock)
         self.api_server = server
@@ -318,7 +330,45 @@ class Daemon:
                 self._sweep_otp,
                 IntervalTrigger(seconds=self.settings.otp.sweep_seconds),
             ),
+            # One job for every TGTG account: the request budget is per IP, so one place
+            # spreads the polls inside it (see daemon/tgtg/watcher.py).
+            JobSpec(
+                "tgtg-poll",
+                self._poll_tgtg,
+                IntervalTrigger(seconds=self.settings.tgtg.tick_seconds),
+            ),
         ]
+
+    async def _tgtg_health(self) -> dict[str, object]:
+        assert self.tgtg is not None
+        return await self.tgtg.health()
+
+    async def _poll_tgtg(self) -> str:
+        assert self.tgtg is not None
+        return await self.tgtg.tick()
+
+    def _build_tgtg(self) -> Watcher:
+        """The TGTG watcher on the shared HTTP client; it polls from the `tgtg-poll` job."""
+        assert self.db is not None and self.http is not None
+        tgtg = self.settings.tgtg
+        client = TgtgClient(
+            self.http,
+            base_url=tgtg.base_url,
+            language=tgtg.language,
+            timeout=tgtg.timeout_seconds,
+        )
+        settings = WatcherSettings(
+            poll_seconds=tgtg.poll_seconds,
+            requests_per_minute=tgtg.requests_per_minute,
+            active_hours=tgtg.active_hours,
+            backoff_max_seconds=tgtg.backoff_max_seconds,
+            blocked_seconds=tgtg.blocked_seconds,
+            owner_phone=tgtg.owner_phone,
+            timezone=self.settings.shop.timezone,
+        )
+        if not tgtg.owner_phone:
+            log.info("tgtg: no [tgtg] owner_phone: a block of the watcher is only logged")
+        return Watcher(self.db, self.clock, client, settings, outbox=self.outbox, push=self.push)
 
     async def _sweep_otp(self) -> str:
         assert self.otp is not None
@@ -517,4 +567,12 @@ def run_daemon(
         return EXIT_BAD_CONFIG
     setup_logging(settings.logging.level, secret_values(settings))
     daemon = Daemon(loaded=loaded, config_arg=config_arg, overrides=overrides, environ=environ)
-    return asyncio.run(daemon.run())
+    # uvloop when installed (not on Windows): the same asyncio API, a cheaper event loop.
+    try:
+        import uvloop
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(daemon.run())

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import secrets
+import stat
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -58,6 +62,44 @@ def write_private_file(path: Path, text: str, *, overwrite: bool = False) -> Non
         raise PathError(f"cannot write {path}: {exc.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def ensure_secret_key(path: Path, *, size: int, what: str, log_name: str, lost: str) -> bytes:
+    """A random key of `size` bytes kept as hex at `path` (0600), generated on first use.
+
+    Used for every server key (OTP codes, login tokens). A key another user could read is
+    made private again, with a warning. A file that does not hold a key is refused rather
+    than replaced: replacing it would silently invalidate what it signed (`lost` says what)
+    and hide whatever damaged it.
+    """
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        ensure_private_dir(path.parent)
+        key = secrets.token_bytes(size)
+        write_private_file(path, key.hex() + "\n")
+        log.info("%s: generated the server key %s", log_name, path)
+        return key
+    except PermissionError:
+        raise PathError(f"cannot read the {what} {path}: permission denied") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise PathError(f"cannot read the {what} {path}: {exc}") from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < size:
+        raise PathError(
+            f"{path} does not hold an {what} ({size * 2} hex digits); restore it from a "
+            f"backup, or delete it to make a new one ({lost})"
+        )
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & ~FILE_MODE:
+        os.chmod(path, FILE_MODE)
+        log.warning(
+            "%s: the key %s could be read by others (mode %o); made it 0600", log_name, path, mode
+        )
+    return key
 
 
 def read_api_token(path: Path) -> str | None:

@@ -447,6 +447,26 @@ def m011_create_message_parts(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration
+def m012_index_sales_for_reports(db: sqlite_utils.Database) -> None:
+    # Covering indexes for the sales reports: a range of orders by time, and their lines,
+    # read from the indexes alone without touching the tables (a year of 1,000,000 lines
+    # in bench/reports.py). Their left columns also serve the foreign keys, so the narrower
+    # indexes of m008 go.
+    _run(
+        db,
+        """
+        CREATE INDEX idx_orders_created_at_status_account_id_total_minor
+            ON orders (created_at, status, account_id, total_minor);
+        DROP INDEX idx_orders_created_at;
+
+        CREATE INDEX idx_order_lines_order_id_product_id_quantity_line_total_minor
+            ON order_lines (order_id, product_id, quantity, line_total_minor);
+        DROP INDEX idx_order_lines_order_id;
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, lacks, and has that this version does not know."""

@@ -7,8 +7,14 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from daemon.api import accounts as accounts_api
 from daemon.api import health, index, messages, notifications, otp, webhooks
-from daemon.api.auth import BearerAuthMiddleware, add_bearer_security
+from daemon.api import orders as orders_api
+from daemon.api import products as products_api
+from daemon.api import reports as reports_api
+from daemon.api import subscribers as subscribers_api
+from daemon.api import tgtg as tgtg_api
+from daemon.api.auth import BearerAuthMiddleware, LoginVerifier, add_bearer_security
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import UnhandledErrorMiddleware, install_error_handlers
 from daemon.api.limits import BodyLimitMiddleware
@@ -39,6 +45,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(otp.router)
     app.include_router(webhooks.router)
+    for backoffice in (accounts_api, products_api, orders_api, reports_api):
+        app.include_router(backoffice.router)
+    app.include_router(subscribers_api.router)
+    app.include_router(tgtg_api.router)
     _install_openapi_security(app)
 
     # add_middleware puts each new one outside the previous: the last added runs first.
@@ -46,7 +56,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     # auth (an unknown client gets 401 before anything else), body limit, error catcher.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=ctx.max_body_bytes)
-    app.add_middleware(BearerAuthMiddleware, token=ctx.api_token)
+    app.add_middleware(BearerAuthMiddleware, token=ctx.api_token, verify_login=_login_verifier(ctx))
     if ctx.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -58,6 +68,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
             max_age=CORS_MAX_AGE_SECONDS,
         )
     return app
+
+
+def _login_verifier(ctx: ApiContext) -> LoginVerifier:
+    def verify(token: str) -> object | None:
+        # Read at each request: the back office may be attached after the app is built.
+        return ctx.backoffice.tokens.verify(token) if ctx.backoffice is not None else None
+
+    return verify
 
 
 def _install_openapi_security(app: FastAPI) -> None:

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 if TYPE_CHECKING:
+    from daemon.backoffice.service import BackOffice
     from daemon.otp.service import OtpService
     from daemon.outbox.service import Outbox
     from daemon.push import PushService
+    from daemon.tgtg.watcher import Watcher
 
 from daemon.clock import Clock
 from daemon.config import Settings
@@ -45,6 +47,8 @@ class ApiContext:
     outbox: Outbox | None = None
     push: PushService | None = None
     otp: OtpService | None = None
+    tgtg: Watcher | None = None
+    backoffice: BackOffice | None = None
 
     def __post_init__(self) -> None:
         # An empty token would make "Authorization: Bearer " a valid login.

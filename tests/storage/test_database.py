@@ -17,7 +17,7 @@ import pytest
 import sqlite_utils
 
 from storage import migrations
-from storage.database import THREAD_NAME, Database
+from storage.database import MAX_WRITE_GROUP, THREAD_NAME, Database
 from storage.errors import StorageError
 from tests.storage import factories as f
 from tests.storage.probes import db_threads, sidecar_files
@@ -241,6 +241,206 @@ async def test_a_cancelled_awaiter_does_not_stop_the_work(database: Database) ->
         await task
     gate.set()
     assert await database.execute(_count("job_runs")) == 1
+
+
+# Group commit: the tests below hold the database thread on a gate while they queue work, so
+# the queue holds exactly what each test put there when the thread reaches it.
+
+
+async def _hold(database: Database) -> tuple[threading.Event, asyncio.Task[bool]]:
+    """Occupy the database thread until the returned gate is set."""
+    gate = threading.Event()
+    held = asyncio.create_task(database.execute(lambda db: gate.wait(timeout=10)))
+    await asyncio.sleep(0)
+    return gate, held
+
+
+async def _trace(database: Database) -> list[str]:
+    """Every statement the database thread runs from now on, in order."""
+    statements: list[str] = []
+    await database.execute(lambda db: db.conn.set_trace_callback(statements.append))
+    return statements
+
+
+def _commits(statements: list[str]) -> int:
+    return sum(1 for sql in statements if sql.strip().upper() == "COMMIT")
+
+
+def _insert_run(detail: str, *, fail: BaseException | None = None) -> Callable[..., int]:
+    def insert(db: sqlite_utils.Database) -> int:
+        row_id = f.insert(db, "job_runs", f.job_run(detail=detail))
+        if fail is not None:
+            raise fail
+        return row_id
+
+    return insert
+
+
+def _details(db: sqlite_utils.Database) -> list[str]:
+    return [row[0] for row in db.execute("SELECT detail FROM job_runs ORDER BY id").fetchall()]
+
+
+async def test_queued_writes_share_one_commit_and_each_gets_its_own_result(
+    database: Database,
+) -> None:
+    statements = await _trace(database)
+    gate, held = await _hold(database)
+    writes = [asyncio.create_task(database.write(_insert_run(f"w{i}"))) for i in range(20)]
+    await asyncio.sleep(0)  # every write is queued behind the gate
+    gate.set()
+    assert await held is True
+    assert await asyncio.gather(*writes) == list(range(1, 21))
+    assert _commits(statements) == 1
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    other = sqlite3.connect(database.path)
+    try:
+        details = [row[0] for row in other.execute("SELECT detail FROM job_runs ORDER BY id")]
+        assert details == [f"w{i}" for i in range(20)]
+    finally:
+        other.close()
+
+
+async def test_a_lone_write_takes_no_savepoint(database: Database) -> None:
+    statements = await _trace(database)
+    await database.write(_insert_run("alone"))
+    assert len(statements) == 3
+    assert statements[0] == "BEGIN IMMEDIATE"
+    assert statements[1].startswith("INSERT INTO job_runs")
+    assert statements[2] == "COMMIT"
+
+
+async def test_a_write_group_is_capped(database: Database) -> None:
+    statements = await _trace(database)
+    gate, held = await _hold(database)
+    count = 2 * MAX_WRITE_GROUP + 5
+    writes = [asyncio.create_task(database.write(_insert_run(str(i)))) for i in range(count)]
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    assert await asyncio.gather(*writes) == list(range(1, count + 1))
+    assert _commits(statements) == 3
+    assert await database.execute(_count("job_runs")) == count
+
+
+async def test_a_failing_write_in_a_group_loses_exactly_its_own_changes(
+    database: Database,
+) -> None:
+    error = Boom("this one fails halfway")
+
+    def half_then_fail(db: sqlite_utils.Database) -> None:
+        message_id = f.insert(db, "messages", f.message(body="half"))
+        f.insert(db, "message_events", f.message_event(message_id))
+        f.insert(db, "job_runs", f.job_run(detail="half"))
+        raise error
+
+    def sqlite_utils_then_fail(db: sqlite_utils.Database) -> None:
+        db.table("job_runs").insert(f.job_run(detail="atomic"))  # its savepoint inside ours
+        raise Boom
+
+    def returns_a_generator(db: sqlite_utils.Database) -> object:
+        f.insert(db, "job_runs", f.job_run(detail="lazy"))
+        return db.query("SELECT * FROM job_runs")
+
+    statements = await _trace(database)
+    gate, held = await _hold(database)
+    calls: list[Callable[[sqlite_utils.Database], object]] = [
+        _insert_run("a"),
+        half_then_fail,
+        _insert_run("b"),
+        sqlite_utils_then_fail,
+        _insert_run("c"),
+        returns_a_generator,
+        _insert_run("d", fail=Boom("after its insert")),
+        _insert_run("e"),
+    ]
+    writes = [asyncio.create_task(database.write(call)) for call in calls]
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    assert outcomes[1] is error
+    assert isinstance(outcomes[3], Boom)
+    assert isinstance(outcomes[5], TypeError)
+    assert isinstance(outcomes[6], Boom)
+    assert str(outcomes[6]) == "after its insert"
+    assert _commits(statements) == 1
+    assert await database.execute(_details) == ["a", "b", "c", "e"]
+    assert [outcomes[i] for i in (0, 2, 4, 7)] == [1, 2, 3, 4]  # the rolled-back ids reused
+    assert await database.execute(_count("messages")) == 0
+    assert await database.execute(_count("message_events")) == 0
+
+
+async def test_a_read_queued_after_writes_sees_them_and_ends_the_group(
+    database: Database,
+) -> None:
+    statements = await _trace(database)
+    gate, held = await _hold(database)
+    first = [asyncio.create_task(database.write(_insert_run(f"1.{i}"))) for i in range(5)]
+    read_first = asyncio.create_task(database.execute(_count("job_runs")))
+    second = [asyncio.create_task(database.write(_insert_run(f"2.{i}"))) for i in range(5)]
+    read_second = asyncio.create_task(database.execute(_details))
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    assert await read_first == 5
+    assert await read_second == [f"1.{i}" for i in range(5)] + [f"2.{i}" for i in range(5)]
+    await asyncio.gather(*first, *second)
+    assert _commits(statements) == 2
+
+
+async def test_when_the_group_commit_fails_nobody_is_told_written(database: Database) -> None:
+    def dangling_event(db: sqlite_utils.Database) -> None:
+        # A deferred foreign key is checked at COMMIT: the job itself succeeds, the COMMIT not.
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        f.insert(db, "message_events", f.message_event(999_999))
+
+    error = Boom("fails on its own")
+    gate, held = await _hold(database)
+    calls: list[Callable[[sqlite_utils.Database], object]] = [
+        _insert_run("a"),
+        dangling_event,
+        _insert_run("b", fail=error),
+        _insert_run("c"),
+    ]
+    writes = [asyncio.create_task(database.write(call)) for call in calls]
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    commit_error = outcomes[0]
+    assert isinstance(commit_error, sqlite3.IntegrityError)
+    assert "FOREIGN KEY" in str(commit_error)
+    assert outcomes[1] is commit_error
+    assert outcomes[3] is commit_error
+    assert outcomes[2] is error  # it failed by itself: its own error, as it would alone
+    assert await database.execute(_count("job_runs")) == 0
+    assert await database.execute(_count("message_events")) == 0
+    assert await database.write(_insert_run("after")) == 1
+
+
+async def test_a_transaction_lost_mid_group_fails_the_writes_before_and_runs_the_rest(
+    database: Database,
+) -> None:
+    # RAISE(ROLLBACK) ends the whole transaction, savepoints and earlier writes included.
+    await database.execute(
+        lambda db: db.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON job_runs WHEN NEW.detail = 'refused' "
+            "BEGIN SELECT RAISE(ROLLBACK, 'refused by trigger'); END"
+        )
+    )
+    gate, held = await _hold(database)
+    calls = [_insert_run("a"), _insert_run("refused"), _insert_run("b"), _insert_run("c")]
+    writes = [asyncio.create_task(database.write(call)) for call in calls]
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    refused = outcomes[1]
+    assert isinstance(refused, sqlite3.IntegrityError)
+    assert "refused by trigger" in str(refused)
+    assert outcomes[0] is refused
+    assert outcomes[2:] == [1, 2]
+    assert await database.execute(_details) == ["b", "c"]
 
 
 async def test_calls_before_open_and_after_close_raise_storage_error(db_path: Path) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -22,6 +19,7 @@ from providers.base import (
     SendResult,
     TransientError,
 )
+from providers.blocking import BlockingPool, PoolClosed
 from providers.fcm.client import (
     FCM_BASE_URL,
     RETRY_BACKOFF_MAX,
@@ -98,7 +96,7 @@ class FcmProvider:
         # Worst case of one call: the token endpoint's tries, then the send's tries, each
         # bounded by the timeout, plus their waits. requests' timeout bounds each socket
         # wait, not the exchange, hence the outer guard.
-        self._guard = (
+        guard = (
             timeout_seconds * (TOKEN_ATTEMPTS + RETRY_TOTAL + 2)
             + TOKEN_BACKOFF_SECONDS
             + RETRY_BACKOFF_MAX * RETRY_TOTAL
@@ -106,9 +104,7 @@ class FcmProvider:
         )
         # Our own pool, as for Twilio: a burst of sends must not starve the loop's default
         # executor, and each thread keeps its keep-alive session.
-        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fcm")
-        self._max_threads = max_threads
-        self._busy: asyncio.Semaphore | None = None
+        self._pool = BlockingPool("fcm", max_threads, guard)
         self._health: tuple[float, ProviderHealth] | None = None
         self._failures_in_a_row = 0
         self._closed = False
@@ -185,41 +181,19 @@ class FcmProvider:
         if self._closed:
             return
         self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        try:
-            await asyncio.wait_for(
-                asyncio.to_thread(self._executor.shutdown, wait=True), self._guard
-            )
-        except TimeoutError:
-            logger.warning("fcm: a send was still running at close; closing under it")
+        await self._pool.close()
         self._wire.close()
 
     async def _in_thread(self, call: Callable[[], T]) -> T:
         """Run a blocking wire call on our pool, bounded by the guard timeout."""
-        if self._closed:
-            raise TransportError("the FCM provider is closed")
-        if self._busy is None:
-            self._busy = asyncio.Semaphore(self._max_threads)
-        busy = self._busy
-        # Take a thread slot first, so the guard times the call and not a wait in the queue;
-        # give it back only when the thread is really done.
-        await busy.acquire()
-        loop = asyncio.get_running_loop()
-
-        def release(_: Future[T]) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(busy.release)
-
         try:
-            future = self._executor.submit(call)
-        except RuntimeError:
-            busy.release()
+            return await self._pool.run(call)
+        except PoolClosed:
             raise TransportError("the FCM provider is closed") from None
-        future.add_done_callback(release)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self._guard)
         except TimeoutError:
-            raise TransportError(f"no answer from FCM within {self._guard:g} s") from None
+            raise TransportError(
+                f"no answer from FCM within {self._pool.guard_seconds:g} s"
+            ) from None
 
     def _map(self, exc: WireError, *, to_topic: bool) -> ProviderError:
         """Our error class for a wire failure (providers.md 2.4)."""

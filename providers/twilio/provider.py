@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import functools
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -23,6 +20,7 @@ from providers.base import (
     SendResult,
     TransientError,
 )
+from providers.blocking import BlockingPool, PoolClosed
 from providers.twilio.client import (
     TWILIO_API_URL,
     ApiError,
@@ -106,7 +104,6 @@ class TwilioProvider:
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
         self._status_callback_url = status_callback_url or None
-        self._guard = timeout_seconds + GUARD_SLACK_SECONDS
         # Error text is built by us, but a proxy could echo anything back: scrub the token in
         # both its plain and its Basic-auth forms from every message that leaves this class.
         basic = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
@@ -120,9 +117,7 @@ class TwilioProvider:
         # Our own pool rather than asyncio.to_thread: a burst of sends must not starve the
         # loop's default executor (getaddrinfo and every other to_thread in the daemon share
         # it), and each of our threads keeps one keep-alive session.
-        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="twilio")
-        self._max_threads = max_threads
-        self._busy: asyncio.Semaphore | None = None
+        self._pool = BlockingPool("twilio", max_threads, timeout_seconds + GUARD_SLACK_SECONDS)
         self._health: tuple[float, ProviderHealth] | None = None
         self._closed = False
 
@@ -189,46 +184,20 @@ class TwilioProvider:
         if self._closed:
             return
         self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        try:
-            await asyncio.wait_for(
-                asyncio.to_thread(self._executor.shutdown, wait=True), self._guard
-            )
-        except TimeoutError:
-            logger.warning("twilio: a send was still running at close; closing under it")
+        await self._pool.close()
         self._wire.close()
 
     async def _in_thread(self, call: Callable[[], T]) -> T:
         """Run a blocking wire call on our pool, bounded by the guard timeout."""
-        if self._closed:
-            raise TransportError("the Twilio provider is closed", timed_out=False, maybe_sent=False)
-        if self._busy is None:
-            self._busy = asyncio.Semaphore(self._max_threads)
-        busy = self._busy
-        # The guard must time the call, not a wait in the pool's queue: take a thread slot
-        # first, and give it back only when the thread is really done (a guard timeout leaves
-        # the call running until the HTTP client's own timeout ends it).
-        await busy.acquire()
-        loop = asyncio.get_running_loop()
-
-        def release(_: Future[T]) -> None:
-            # A closed loop raises RuntimeError: then nobody waits on the slot any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(busy.release)
-
         try:
-            future = self._executor.submit(call)
-        except RuntimeError:  # shut down between the check above and here
-            busy.release()
+            return await self._pool.run(call)
+        except PoolClosed:
             raise TransportError(
                 "the Twilio provider is closed", timed_out=False, maybe_sent=False
             ) from None
-        future.add_done_callback(release)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self._guard)
         except TimeoutError:
             raise TransportError(
-                f"no answer from Twilio within {self._guard:g} s",
+                f"no answer from Twilio within {self._pool.guard_seconds:g} s",
                 timed_out=True,
                 maybe_sent=True,
             ) from None

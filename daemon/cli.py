@@ -35,6 +35,7 @@ from daemon.config import (
     reference_config_text,
 )
 from daemon.lifecycle import EXIT_BAD_CONFIG, Overrides, run_daemon
+from daemon.outbox.service import EnqueueError
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir, write_private_file
 from providers.modem.driver import PARKED_STATES, ModemDriver, ModemInfo, ModemState
 from providers.modem.pdu import PduError, encode_submit
@@ -777,27 +778,41 @@ def products_export(ctx: click.Context, file: TextIO) -> None:
     "day",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help="A day of the period (YYYY-MM-DD, the shop's time zone); default: yesterday.",
+    help="A day of the period (YYYY-MM-DD, the shop's time zone); default: yesterday "
+    "(weekly: the last whole week).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the stored JSON, not the text.")
+@click.option(
+    "--send",
+    is_flag=True,
+    help="Also queue it: e-mail to [reports] recipients, one SMS to [reports] owner_phone.",
+)
 @click.pass_context
-def report(ctx: click.Context, kind: str, day: datetime | None, as_json: bool) -> None:
+def report(ctx: click.Context, kind: str, day: datetime | None, as_json: bool, send: bool) -> None:
     """Build a daily or weekly sales report, store it and print it.
 
     A week runs Monday to Sunday. Running it again for the same period replaces the stored
-    report. Works on the database file, whether or not the daemon runs.
+    report. Works on the database file, whether or not the daemon runs. With --send, the
+    messages go into the outbox of that file: a running daemon sends them within a minute or
+    so ([outbox] lease_seconds / 2), a stopped one when it starts; failures retry there.
     """
     settings = _load(ctx).settings
+    if send and not (settings.reports.recipients or settings.reports.owner_phone):
+        _fail("--send: nobody to send it to; set [reports] recipients or owner_phone")
     try:
-        shown, stored = asyncio.run(
-            run_report(settings, kind, day.date() if day else None)  # type: ignore[arg-type]
+        shown, stored, queued = asyncio.run(
+            run_report(settings, kind, day.date() if day else None, send=send)  # type: ignore[arg-type]
         )
     except (StorageError, PathError) as exc:
         _fail(str(exc))
+    except EnqueueError as exc:
+        _fail(f"--send: {exc}")
     if as_json:
         click.echo(json.dumps(stored.content, indent=2, ensure_ascii=False))
     else:
         click.echo(shown, nl=False)
+    if send:
+        click.echo(f"queued {len(queued)} messages: {', '.join(map(str, queued))}", err=True)
 
 
 @cli.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,7 +14,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from daemon.otp.policy import DEFAULT_TEXT as OTP_DEFAULT_TEXT
 from daemon.otp.policy import check_text as check_otp_text
@@ -26,6 +35,8 @@ CONFIG_FILENAME = "config.toml"
 
 # Lists from TOML arrive as lists; strict mode would refuse them for a tuple field.
 StrTuple = Annotated[tuple[str, ...], Field(strict=False)]
+# An e-mail address, plainly: something@domain, no spaces or angle brackets.
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 
 
 class _Section(BaseModel):
@@ -317,6 +328,66 @@ class TgtgSettings(_Section):
         return value
 
 
+class SmtpSettings(_Section):
+    """The mail server that carries e-mail (the sales reports)."""
+
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    starttls: bool = True
+    tls: bool = False
+    from_address: str = ""
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host and self.from_address)
+
+    @field_validator("from_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _EMAIL.fullmatch(value):
+            raise ValueError(f"{value!r} is not an e-mail address like 'shop@example.com'")
+        return value
+
+    @field_validator("tls")
+    @classmethod
+    def _one_tls(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("starttls"):
+            raise ValueError("use starttls or tls, not both (tls = true needs starttls = false)")
+        return value
+
+
+class ReportsSettings(_Section):
+    """The scheduled sales reports: when, and who gets them."""
+
+    recipients: StrTuple = ()
+    daily_at: str = "07:00"
+    weekly_on: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    owner_phone: str = ""
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not _EMAIL.fullmatch(v.strip())]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {', '.join(map(repr, bad))}")
+        return tuple(v.strip() for v in value)
+
+    @field_validator("daily_at")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        from datetime import time
+
+        try:
+            time.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time like '07:00'") from None
+        return value.strip()
+
+
 class LoggingSettings(_Section):
     """What the daemon writes to its log."""
 
@@ -363,6 +434,8 @@ class Settings(_Section):
     fcm: FcmSettings = FcmSettings()
     otp: OtpSettings = OtpSettings()
     tgtg: TgtgSettings = TgtgSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    reports: ReportsSettings = ReportsSettings()
 
     @property
     def data_dir(self) -> Path:

@@ -10,17 +10,20 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon import __version__
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
 from daemon.api.server import ApiBindError, ApiServer, bind_socket
-from daemon.backoffice.service import build_backoffice
+from daemon.backoffice import report_mail
+from daemon.backoffice.service import BackOffice, build_backoffice
 from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
 from daemon.inbound import InboundService
@@ -118,6 +121,7 @@ class Daemon:
         self.otp: OtpService | None = None
         self.scheduler: Scheduler | None = None
         self.tgtg: Watcher | None = None
+        self.backoffice: BackOffice | None = None
         self.api_token = ""
 
     async def run(self) -> int:
@@ -227,6 +231,7 @@ class Daemon:
                 shop_name=settings.shop.name,
             )
             backoffice = build_backoffice(settings, self.db, self.clock)
+            self.backoffice = backoffice
         except PathError as exc:
             raise StartupError(str(exc)) from None
         await self._start_modem()
@@ -338,7 +343,45 @@ class Daemon:
                 self._poll_tgtg,
                 IntervalTrigger(seconds=self.settings.tgtg.tick_seconds),
             ),
+            # Yesterday's report every morning; last week's on [reports] weekly_on. A missed
+            # run (the machine was off) still runs within the hour after.
+            JobSpec(
+                "report-daily",
+                functools.partial(self._send_report, "daily"),
+                self._report_trigger(),
+                misfire_grace_seconds=3600,
+            ),
+            JobSpec(
+                "report-weekly",
+                functools.partial(self._send_report, "weekly"),
+                self._report_trigger(self.settings.reports.weekly_on),
+                misfire_grace_seconds=3600,
+            ),
         ]
+
+    def _report_trigger(self, day_of_week: str | None = None) -> CronTrigger:
+        """[reports] daily_at in [shop] timezone, every day or on one day of the week."""
+        at = time.fromisoformat(self.settings.reports.daily_at)
+        return CronTrigger(
+            day_of_week=day_of_week,
+            hour=at.hour,
+            minute=at.minute,
+            timezone=ZoneInfo(self.settings.shop.timezone),
+        )
+
+    async def _send_report(self, kind: str) -> str:
+        """Build and store the report of the period that ended yesterday, and queue it."""
+        assert self.backoffice is not None and self.outbox is not None
+        done = await report_mail.run(
+            self.backoffice,
+            self.outbox,
+            self.settings,
+            kind,  # type: ignore[arg-type]
+        )
+        return (
+            f"{kind} report {report_mail.span(done.report)} stored (id {done.stored.id}); "
+            f"{len(done.message_ids)} messages queued"
+        )
 
     async def _tgtg_health(self) -> dict[str, object]:
         assert self.tgtg is not None

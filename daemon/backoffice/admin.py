@@ -7,21 +7,21 @@ share the file safely (WAL, busy timeout), as `shopbell db migrate` does.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import sqlite_utils
 
-from daemon.backoffice import sales_report
+from daemon.backoffice import report_mail
 from daemon.backoffice.accounts import AccountService
 from daemon.backoffice.catalog_csv import ProductRow
 from daemon.backoffice.passwords import Passwords
-from daemon.backoffice.reports import Reports
 from daemon.backoffice.roles import API_TOKEN_ACTOR
 from daemon.backoffice.sales_report import ReportKind
 from daemon.backoffice.service import build_backoffice
 from daemon.backoffice.tokens import KEY_FILENAME, TokenIssuer, ensure_jwt_key
 from daemon.clock import SystemClock, utc_iso
 from daemon.config import Settings
+from daemon.outbox.service import Outbox
 from daemon.paths import ensure_private_dir
 from storage import products
 from storage.database import Database
@@ -103,15 +103,29 @@ async def _open(settings: Settings) -> Database:
     return db
 
 
-async def run_report(settings: Settings, kind: ReportKind, day: date | None) -> tuple[str, Report]:
-    """Build, store and return (as text) a daily or weekly report; default: yesterday's."""
+async def run_report(
+    settings: Settings, kind: ReportKind, day: date | None, *, send: bool = False
+) -> tuple[str, Report, tuple[int, ...]]:
+    """Build, store and return (as text) a daily or weekly report; default: yesterday's.
+
+    With `send`, the e-mails and the owner's SMS are queued in the outbox of this database
+    file, as the scheduled job does; the running daemon's dispatcher sends them at its next
+    look at the queue (within [outbox] lease_seconds / 2), or the daemon at its next start.
+    Returns the queued messages' ids too.
+    """
     db = await _open(settings)
     try:
-        office = build_backoffice(settings, db, SystemClock())
-        if day is None:
-            day = Reports(office).today() - timedelta(days=1)
-        report = await sales_report.build(office, kind, day)
-        stored = await sales_report.save(office, report)
-        return sales_report.text(report, office.currency, settings.shop.name), stored
+        clock = SystemClock()
+        office = build_backoffice(settings, db, clock)
+        outbox = None
+        if send:
+            outbox = Outbox(
+                db,
+                clock,
+                default_region=settings.sms.default_region,
+                max_segments=settings.sms.max_segments,
+            )
+        done = await report_mail.run(office, outbox, settings, kind, day)
+        return done.text, done.stored, done.message_ids
     finally:
         await db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 CHANNELS = ("sms", "push", "email")
 MAX_IDEMPOTENCY_KEY = 200
+# An e-mail address, plainly: one @, a dot in the domain, no spaces, brackets or separators.
+_EMAIL = re.compile(r"[^@\s<>,;]{1,64}@[^@\s<>,;]+\.[^@\s<>,;]+")
 
 
 class EnqueueError(ValueError):
@@ -171,6 +174,10 @@ class Outbox:
                     "([sms] max_segments)",
                 )
             encoding, segments = text.encoding, text.segments
+        elif request.channel == "email":
+            recipient = recipient.strip()
+            if not _EMAIL.fullmatch(recipient):
+                raise EnqueueError("recipient", "must be an e-mail address like shop@example.com")
         elif not recipient.strip():
             raise EnqueueError("recipient", "must not be empty")
         priority = request.priority if request.priority is not None else PRIORITY[request.kind]

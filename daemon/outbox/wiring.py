@@ -17,6 +17,7 @@ from providers.console.provider import ConsoleProvider
 from providers.fast2sms.provider import Fast2SmsProvider
 from providers.fcm.provider import FcmProvider
 from providers.modem.provider import ModemProvider
+from providers.smtp.provider import SmtpProvider
 from providers.twilio.provider import TwilioProvider
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,43 @@ def build_router(
             )
         )
     report = ChainReport(tuple(slot.name for slot in slots), left_out)
-    return Router({"sms": slots, "push": [_push_slot(settings, clock)]}), report
+    channels = {
+        "sms": slots,
+        "push": [_push_slot(settings, clock)],
+        "email": [_email_slot(settings, clock)],
+    }
+    return Router(channels), report
+
+
+def _email_slot(settings: Settings, clock: Clock) -> Slot:
+    """SMTP when [smtp] host and from_address are set, else the console (printed, not sent)."""
+    conf = settings.smtp
+    provider: Provider
+    if conf.configured:
+        provider = SmtpProvider(
+            host=conf.host,
+            port=conf.port,
+            from_address=conf.from_address,
+            username=conf.username,
+            password=conf.password.get_secret_value(),
+            starttls=conf.starttls,
+            tls=conf.tls,
+            timeout_seconds=conf.timeout_seconds,
+        )
+        rate, concurrency = 5.0, 2
+        log.info("email chain: smtp (%s:%d)", conf.host, conf.port)
+    else:
+        provider = ConsoleProvider(channel="email")
+        rate, concurrency = settings.console.rate_per_second, settings.console.concurrency
+        log.info("email chain: console (no [smtp] host: e-mails are printed to this log)")
+    return Slot(
+        provider=provider,
+        bucket=TokenBucket(rate, clock),
+        concurrency=concurrency,
+        breaker=CircuitBreaker(
+            f"{provider.name} (email)", clock, settings.outbox.breaker_cooldown_seconds
+        ),
+    )
 
 
 def _push_slot(settings: Settings, clock: Clock) -> Slot:

@@ -144,6 +144,17 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+def busiest_minute(peer: TgtgPeer) -> int:
+    """The most requests the fake TGTG got in any 60 s: the budget must hold it."""
+    times = sorted(r.at for r in list(peer.received))
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= 60.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms"
 
@@ -224,7 +235,10 @@ def run(n: int, window_lead: float, timeout: float) -> None:
             )
             with sqlite3.connect(f"file:{daemon.database}?mode=ro", uri=True) as conn:
                 (queued,) = conn.execute("SELECT count(*) FROM messages").fetchone()
-            print(f"  {queued} messages in the outbox; {len(item_polls(tgtg))} favourites polls")
+            print(
+                f"  {queued} messages in the outbox; {len(item_polls(tgtg))} item polls; "
+                f"busiest minute at the fake TGTG: {busiest_minute(tgtg)} requests (budget 10)"
+            )
         finally:
             daemon.stop()
             log = daemon.log_path.read_text(errors="replace")

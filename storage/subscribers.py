@@ -7,7 +7,7 @@ transaction (`Database.write`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlite_utils
@@ -15,7 +15,16 @@ import sqlite_utils
 from storage.models import Subscriber
 
 # The columns a caller may set; anything else is refused.
-FIELDS = ("name", "email", "phone", "channels", "opted_out_at", "verified_at")
+FIELDS = (
+    "name",
+    "email",
+    "phone",
+    "channels",
+    "opted_out_at",
+    "verified_at",
+    "watch_items",
+    "price_drop_alerts",
+)
 
 
 class DuplicatePhone(ValueError):
@@ -25,6 +34,19 @@ class DuplicatePhone(ValueError):
 def get(db: sqlite_utils.Database, subscriber_id: int) -> Subscriber | None:
     rows = list(db.query("SELECT * FROM subscribers WHERE id = ?", [subscriber_id]))
     return Subscriber.from_row(rows[0]) if rows else None
+
+
+def get_many(db: sqlite_utils.Database, ids: Collection[int]) -> dict[int, Subscriber]:
+    """Subscribers by id in one query (an edge's fan-out reads a thousand at once)."""
+    found: dict[int, Subscriber] = {}
+    wanted = sorted(set(ids))
+    # In chunks: SQLite caps the number of parameters of one statement.
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for row in db.query(f"SELECT * FROM subscribers WHERE id IN ({marks})", chunk):  # noqa: S608
+            found[int(row["id"])] = Subscriber.from_row(row)
+    return found
 
 
 def by_phone(db: sqlite_utils.Database, phone: str) -> Subscriber | None:
@@ -92,6 +114,10 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
     row = dict(values)
     if "channels" in row and not isinstance(row["channels"], str):
         row["channels"] = json.dumps(list(_channels(row["channels"])))
+    if "watch_items" in row and not isinstance(row["watch_items"], str):
+        row["watch_items"] = json.dumps(list(dict.fromkeys(str(i) for i in row["watch_items"])))
+    if "price_drop_alerts" in row:
+        row["price_drop_alerts"] = int(bool(row["price_drop_alerts"]))
     return row
 
 

@@ -38,6 +38,7 @@ class Previous:
     items_available: int
     updated_at: str
     last_alerted_at: str | None
+    price_minor: int | None = None
 
 
 # -- accounts ---------------------------------------------------------------------------------
@@ -114,6 +115,25 @@ def save_tokens(
     )
 
 
+def save_cookie(db: sqlite_utils.Database, account_id: int, cookie: str, now: str) -> None:
+    """Keep the cookie TGTG set on any answer (DataDome's among them), to send it back."""
+    db.execute(
+        "UPDATE tgtg_accounts SET cookie = ?, updated_at = ? WHERE id = ?",
+        [cookie, now, account_id],
+    )
+
+
+def accounts_watching(db: sqlite_utils.Database, item_id: str) -> list[TgtgAccount]:
+    """The accounts whose subscriber has this item among the favourites (active ones first):
+    any of them can ask TGTG for the item alone."""
+    rows = db.query(
+        "SELECT a.* FROM tgtg_accounts a JOIN favorites f ON f.subscriber_id = a.subscriber_id "
+        "WHERE f.item_id = ? ORDER BY a.state != 'active', a.id",
+        [item_id],
+    )
+    return [TgtgAccount.from_row(row) for row in rows]
+
+
 def set_state(
     db: sqlite_utils.Database,
     account_id: int,
@@ -158,11 +178,31 @@ def previous_counts(db: sqlite_utils.Database, item_ids: Sequence[str]) -> list[
         return []
     marks = ", ".join("?" * len(item_ids))
     rows = db.execute(
-        "SELECT subscriber_id, item_id, items_available, updated_at, last_alerted_at "  # noqa: S608
-        f"FROM favorites WHERE item_id IN ({marks}) ORDER BY subscriber_id, item_id",
+        "SELECT subscriber_id, item_id, items_available, updated_at, last_alerted_at, "  # noqa: S608
+        f"price_minor FROM favorites WHERE item_id IN ({marks}) ORDER BY subscriber_id, item_id",
         list(item_ids),
     ).fetchall()
-    return [Previous(int(r[0]), str(r[1]), int(r[2]), str(r[3]), r[4]) for r in rows]
+    return [Previous(int(r[0]), str(r[1]), int(r[2]), str(r[3]), r[4], r[5]) for r in rows]
+
+
+def forget_dropped(db: sqlite_utils.Database, subscriber_id: int, kept: Sequence[str]) -> list[str]:
+    """Delete the subscriber's favourites that are not in `kept` (the whole list a poll just
+    saw): an item unfavourited in the app is no longer watched, and one favourited again
+    later starts as a first sighting. Returns the item ids dropped."""
+    # Without a kept item every favourite goes (`NOT IN ()` is not SQL, `NOT IN (NULL)` never
+    # matches).
+    where = f"AND item_id NOT IN ({', '.join('?' * len(kept))})" if kept else ""
+    args = [subscriber_id, *kept]
+    dropped = [
+        str(r[0])
+        for r in db.execute(
+            f"SELECT item_id FROM favorites WHERE subscriber_id = ? {where}",  # noqa: S608
+            args,
+        ).fetchall()
+    ]
+    if dropped:
+        db.execute(f"DELETE FROM favorites WHERE subscriber_id = ? {where}", args)  # noqa: S608
+    return dropped
 
 
 def apply_observations(

@@ -4,11 +4,13 @@ POST /submit_subscriber_info."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
@@ -23,7 +25,26 @@ from storage.tgtg import account_of
 log = logging.getLogger(__name__)
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
+# Ids fit SQLite's INTEGER: a larger number is a 422 naming the field, not an OverflowError.
+SubscriberId = Annotated[int, PathParam(ge=1, le=2**62)]
 ChannelName = Literal["sms", "push", "email"]
+MAX_WATCH_ITEMS = 200
+# A TGTG item id is a digit string; its share link (what the app's "share" gives) ends in it.
+ITEM_ID = re.compile(r"(?:https?://share\.toogoodtogo\.com/item/)?([0-9]{1,20})/?")
+
+
+def item_ids(values: list[str]) -> list[str]:
+    """Item ids (or share links) as ids, in order, once each; ValueError names the bad one."""
+    ids: list[str] = []
+    for n, value in enumerate(values):
+        match = ITEM_ID.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(
+                f"item {n + 1} ({value[:60]!r}) is not a TGTG item id: give its digits or its "
+                "share.toogoodtogo.com/item/... link"
+            )
+        ids.append(match.group(1))
+    return list(dict.fromkeys(ids))
 
 
 class SubscriberIn(BaseModel):
@@ -35,6 +56,19 @@ class SubscriberIn(BaseModel):
     channels: list[ChannelName] | None = None
     opted_out: bool | None = None
     verified: bool | None = None
+    watch_items: list[str] | None = Field(
+        default=None,
+        max_length=MAX_WATCH_ITEMS,
+        description="TGTG item ids (or share links) to alert for; empty: every favourite",
+    )
+    price_drop_alerts: bool | None = Field(
+        default=None, description="Also alert when an available item's price goes down"
+    )
+
+    @field_validator("watch_items")
+    @classmethod
+    def _item_ids(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else item_ids(value)
 
 
 class SubscriberOut(BaseModel):
@@ -47,6 +81,8 @@ class SubscriberOut(BaseModel):
     opted_out_at: datetime | None
     verified: bool
     verified_at: datetime | None
+    watch_items: list[str]
+    price_drop_alerts: bool
     created_at: datetime
     updated_at: datetime
 
@@ -62,6 +98,8 @@ class SubscriberOut(BaseModel):
             opted_out_at=s.opted_out_at,
             verified=s.verified_at is not None,
             verified_at=s.verified_at,
+            watch_items=list(s.watch_items),
+            price_drop_alerts=s.price_drop_alerts,
             created_at=s.created_at,
             updated_at=s.updated_at,
         )
@@ -118,6 +156,10 @@ def _values(ctx: ApiContext, body: SubscriberIn, now: str) -> dict[str, Any]:
         values["opted_out_at"] = now if body.opted_out else None
     if body.verified is not None:
         values["verified_at"] = now if body.verified else None
+    if body.watch_items is not None:
+        values["watch_items"] = body.watch_items
+    if body.price_drop_alerts is not None:
+        values["price_drop_alerts"] = body.price_drop_alerts
     return values
 
 
@@ -132,7 +174,7 @@ async def _detail(ctx: ApiContext, subscriber: Subscriber) -> SubscriberDetail:
 async def list_subscribers(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    after: Annotated[int, Query(ge=0, description="id to page on from")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="id to page on from")] = 0,
 ) -> SubscriberPage:
     found = await ctx.db.execute(lambda c: rows.list_all(c, limit=limit, after_id=after))
     return SubscriberPage(
@@ -153,7 +195,7 @@ async def create_subscriber(body: SubscriberIn, ctx: Ctx) -> SubscriberDetail:
 
 
 @router.get("/api/v1/subscribers/{subscriber_id}", summary="One subscriber and TGTG state")
-async def get_subscriber(subscriber_id: int, ctx: Ctx) -> SubscriberDetail:
+async def get_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> SubscriberDetail:
     found = await ctx.db.execute(lambda c: rows.get(c, subscriber_id))
     if found is None:
         raise ApiError(404, f"no subscriber {subscriber_id}")
@@ -161,7 +203,9 @@ async def get_subscriber(subscriber_id: int, ctx: Ctx) -> SubscriberDetail:
 
 
 @router.patch("/api/v1/subscribers/{subscriber_id}", summary="Change a subscriber")
-async def update_subscriber(subscriber_id: int, body: SubscriberIn, ctx: Ctx) -> SubscriberDetail:
+async def update_subscriber(
+    subscriber_id: SubscriberId, body: SubscriberIn, ctx: Ctx
+) -> SubscriberDetail:
     now = utc_iso(ctx.clock.now())
     values = _values(ctx, body, now)
     try:
@@ -176,7 +220,7 @@ async def update_subscriber(subscriber_id: int, body: SubscriberIn, ctx: Ctx) ->
 @router.delete(
     "/api/v1/subscribers/{subscriber_id}", status_code=204, summary="Delete a subscriber"
 )
-async def delete_subscriber(subscriber_id: int, ctx: Ctx) -> Response:
+async def delete_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> Response:
     if not await ctx.db.write(lambda c: rows.delete(c, subscriber_id)):
         raise ApiError(404, f"no subscriber {subscriber_id}")
     return Response(status_code=204)

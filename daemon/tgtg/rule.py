@@ -1,7 +1,8 @@
 """The alert rule (TGTG Scanner's): one alert per rising edge of items_available, 0 to more.
 
 A first sighting, a change between positive counts and a drop to 0 are not edges; a sell-out
-followed by a restock is a new one.
+followed by a restock is a new one. Opt-in extras: a price drop while bags are available, and
+a watch list that limits alerts to some items.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from providers.sms_text import analyze
 from providers.tgtg.client import Observation
+from storage.models import Subscriber
 
 SMS_SEGMENT_GSM7 = 160
 SMS_SEGMENT_UCS2 = 70
@@ -22,6 +24,27 @@ def is_rising_edge(previous: int | None, current: int) -> bool:
     return previous == 0 and current > 0
 
 
+def is_price_drop(
+    previous_count: int, previous_price: int | None, count: int, price: int | None
+) -> bool:
+    """The price went down since the last observation while bags were there, then and now
+    (the ask in TGTG Scanner's #430/#634: only while bags are available)."""
+    if previous_price is None or price is None:
+        return False
+    return previous_count > 0 and count > 0 and price < previous_price
+
+
+def watches(subscriber: Subscriber, item_id: str) -> bool:
+    """Whether the subscriber wants alerts for the item: an empty watch list means all."""
+    return not subscriber.watch_items or item_id in subscriber.watch_items
+
+
+def price_drop_key(subscriber_id: int, item_id: str, seen_at: str, price_minor: int) -> str:
+    """The idempotency key of one price drop: the observation it is compared with (its time)
+    and the new price; a retry gives the same key, the next drop another."""
+    return f"tgtg-price:{subscriber_id}:{item_id}:{seen_at}:{price_minor}"
+
+
 def edge_key(subscriber_id: int, item_id: str, zero_since: str, last_alert: str | None) -> str:
     """The idempotency key of one edge: the subscriber, the item, when the stored 0 was last
     written and when the last alert was. A retry, or a crash before the count is stored, gives
@@ -29,10 +52,11 @@ def edge_key(subscriber_id: int, item_id: str, zero_since: str, last_alert: str 
     return f"tgtg:{subscriber_id}:{item_id}:{zero_since}:{last_alert or '-'}"
 
 
-def price_text(item: Observation) -> str | None:
-    if item.price_minor is None:
+def price_text(item: Observation, minor: int | None = None) -> str | None:
+    minor = item.price_minor if minor is None else minor
+    if minor is None:
         return None
-    amount = item.price_minor / 10**item.price_decimals
+    amount = minor / 10**item.price_decimals
     return f"{amount:.{item.price_decimals}f} {item.currency or ''}".strip()
 
 
@@ -49,12 +73,15 @@ def pickup_text(item: Observation, fallback_zone: str = "UTC") -> str | None:
     return f"{start:%d/%m %H:%M}-{end:%H:%M}"
 
 
-def alert_text(item: Observation, fallback_zone: str = "UTC") -> str:
+def alert_text(item: Observation, fallback_zone: str = "UTC", was_minor: int | None = None) -> str:
     """The alert: store, count, price, pickup window, link; one GSM-7 segment where it can
-    (the store name is shortened first, since the count, time and link matter more)."""
+    (the store name is shortened first, since the count, time and link matter more). With
+    `was_minor` it is a price-drop alert: the new price first, then the old one."""
     bags = f"{item.items_available} bag{'s' if item.items_available != 1 else ''}"
     details = [bags]
-    if (price := price_text(item)) is not None:
+    if was_minor is not None:
+        details = [f"price down to {price_text(item)} (was {price_text(item, was_minor)})", bags]
+    elif (price := price_text(item)) is not None:
         details.append(price)
     if (pickup := pickup_text(item, fallback_zone)) is not None:
         details.append(f"pickup {pickup}")

@@ -37,6 +37,9 @@ AUTH_BY_POLLING = "auth/v5/authByRequestPollingId"
 AUTH_BY_PIN = "auth/v5/authByRequestPin"
 REFRESH = "token/v1/refresh"
 ITEMS = "item/v8/"
+# One item alone (`item/v8/<item_id>`, body {"origin": null}): one request however many
+# favourites the account has, so a sales-window poll costs one slot of the budget.
+ITEM = "item/v8/{0}"
 SHARE_URL = "https://share.toogoodtogo.com/item/{0}"
 PAGE_SIZE = 100
 MAX_PAGES = 20
@@ -74,6 +77,10 @@ class Observation:
 
 Credentials = tuple[str, str, str | None]  # access token, refresh token, cookie
 OnRotate = Callable[[Tokens], Awaitable[None]]
+# Called with the account's whole Cookie header when an answer set a new cookie (DataDome
+# sets `datadome` on any answer, a 403 included; sending it back is what keeps a device
+# trusted), so the caller can persist it with the account.
+OnCookie = Callable[[str], Awaitable[None]]
 
 
 class TgtgClient:
@@ -138,30 +145,56 @@ class TgtgClient:
         return _tokens(response)
 
     async def refresh(self, refresh_token: str, cookie: str | None) -> Tokens:
-        """New tokens; the old refresh token is spent, the caller must persist the new one."""
+        """New tokens; the old refresh token is spent, the caller must persist the new one.
+        The cookies it sets are merged into the ones the account had."""
         response = await self._post(REFRESH, {"refresh_token": refresh_token}, cookie=cookie)
         self._raise_for(response)
         tokens = _tokens(response)
-        return tokens if tokens.cookie else _with_cookie(tokens, cookie)
+        return _with_cookie(tokens, merge_cookies(cookie, response))
 
     # -- data ----------------------------------------------------------------------------------
 
     async def favorites(
-        self, credentials: Credentials, on_rotate: OnRotate
+        self, credentials: Credentials, on_rotate: OnRotate, on_cookie: OnCookie | None = None
     ) -> tuple[list[Observation], Credentials]:
         """Every favourite, paged; a 401 refreshes (persisted through `on_rotate`) and retries
         the page once. Returns the items and the credentials in use at the end."""
         observations: list[Observation] = []
+        jar = _Jar(credentials, on_cookie)
         for page in range(1, MAX_PAGES + 1):
-            items, credentials = await self._with_refresh(
-                credentials, on_rotate, lambda c, p=page: self._favorites_page(c, p)
+            items = await self._with_refresh(
+                jar, on_rotate, lambda c, p=page: self._favorites_page(jar, c, p)
             )
             observations.extend(parse_item(item) for item in items)
             if len(items) < PAGE_SIZE:
                 break
-        return observations, credentials
+        return observations, jar.credentials
 
-    async def _favorites_page(self, credentials: Credentials, page: int) -> list[dict[str, Any]]:
+    async def item(
+        self,
+        credentials: Credentials,
+        item_id: str,
+        on_rotate: OnRotate,
+        on_cookie: OnCookie | None = None,
+    ) -> tuple[Observation, Credentials]:
+        """One item alone (any item, not only favourites), with the same 401 handling."""
+        jar = _Jar(credentials, on_cookie)
+        [envelope] = await self._with_refresh(jar, on_rotate, lambda c: self._item(jar, c, item_id))
+        return parse_item(envelope), jar.credentials
+
+    async def _item(
+        self, jar: _Jar, credentials: Credentials, item_id: str
+    ) -> list[dict[str, Any]]:
+        response = await self._post(
+            ITEM.format(item_id), {"origin": None}, access=credentials[0], cookie=credentials[2]
+        )
+        await jar.take(response)
+        self._raise_for(response)
+        return [_json(response)]
+
+    async def _favorites_page(
+        self, jar: _Jar, credentials: Credentials, page: int
+    ) -> list[dict[str, Any]]:
         body = {
             "origin": {"latitude": 0.0, "longitude": 0.0},
             "radius": 21,
@@ -179,23 +212,24 @@ class TgtgClient:
             "we_care_only": False,
         }
         response = await self._post(ITEMS, body, access=credentials[0], cookie=credentials[2])
+        await jar.take(response)
         self._raise_for(response)
         items = _json(response).get("items") or []
         return [item for item in items if isinstance(item, dict)]
 
     async def _with_refresh(
         self,
-        credentials: Credentials,
+        jar: _Jar,
         on_rotate: OnRotate,
         call: Callable[[Credentials], Awaitable[list[dict[str, Any]]]],
-    ) -> tuple[list[dict[str, Any]], Credentials]:
+    ) -> list[dict[str, Any]]:
         try:
-            return await call(credentials), credentials
+            return await call(jar.credentials)
         except TgtgUnauthorized:
-            tokens = await self.refresh(credentials[1], credentials[2])
+            tokens = await self.refresh(jar.credentials[1], jar.credentials[2])
             await on_rotate(tokens)
-            fresh = (tokens.access_token, tokens.refresh_token, tokens.cookie)
-            return await call(fresh), fresh
+            jar.credentials = (tokens.access_token, tokens.refresh_token, tokens.cookie)
+            return await call(jar.credentials)
 
     # -- transport -----------------------------------------------------------------------------
 
@@ -252,6 +286,38 @@ class TgtgClient:
         if login:
             raise TgtgLoginError(status, text or "login refused")
         raise TgtgError(status, text)
+
+
+class _Jar:
+    """The credentials of one call, the cookie updated from every answer (ours, since one
+    client serves every account and httpx's own jar would mix their cookies)."""
+
+    def __init__(self, credentials: Credentials, on_cookie: OnCookie | None) -> None:
+        self.credentials = credentials
+        self._on_cookie = on_cookie
+
+    async def take(self, response: httpx.Response) -> None:
+        merged = merge_cookies(self.credentials[2], response)
+        if merged is None or merged == self.credentials[2]:
+            return
+        self.credentials = (self.credentials[0], self.credentials[1], merged)
+        if self._on_cookie is not None:
+            await self._on_cookie(merged)
+
+
+def merge_cookies(cookie: str | None, response: httpx.Response) -> str | None:
+    """The Cookie header `cookie` with the answer's Set-Cookie values put in (by name; only
+    name=value is kept, as a client sends it)."""
+    pairs: dict[str, str] = {}
+    for part in (cookie or "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name:
+            pairs[name] = value
+    for header in response.headers.get_list("set-cookie"):
+        name, sep, value = header.split(";", 1)[0].strip().partition("=")
+        if sep and name:
+            pairs[name] = value
+    return "; ".join(f"{name}={value}" for name, value in pairs.items()) or None
 
 
 def parse_item(envelope: dict[str, Any]) -> Observation:

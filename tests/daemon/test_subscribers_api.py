@@ -135,3 +135,37 @@ async def test_login_for_an_unknown_subscriber_is_404(
     client, _ = api
     response = await client.post("/api/v1/subscribers/99/tgtg/login", json={"email": ANA})
     assert response.status_code == 404
+
+
+async def test_watch_list_and_price_drop_alerts(api: tuple[httpx.AsyncClient, Watcher]) -> None:
+    client, _ = api
+    created = await client.post(
+        "/api/v1/subscribers",
+        json={
+            "phone": "+33612345678",
+            "watch_items": ["774625", "https://share.toogoodtogo.com/item/998877", "774625"],
+            "price_drop_alerts": True,
+        },
+    )
+    assert created.status_code == 201, created.text
+    subscriber = created.json()["subscriber"]
+    assert subscriber["watch_items"] == ["774625", "998877"]  # share links become ids, once
+    assert subscriber["price_drop_alerts"] is True
+    sid = subscriber["id"]
+    changed = await client.patch(f"/api/v1/subscribers/{sid}", json={"watch_items": []})
+    assert changed.json()["subscriber"]["watch_items"] == []  # empty: every favourite
+    assert changed.json()["subscriber"]["price_drop_alerts"] is True  # untouched
+    got = await client.get(f"/api/v1/subscribers/{sid}")
+    assert got.json()["subscriber"]["watch_items"] == []
+    listed = await client.get("/api/v1/subscribers")
+    assert listed.json()["subscribers"][0]["price_drop_alerts"] is True
+    bad = await client.patch(
+        f"/api/v1/subscribers/{sid}", json={"watch_items": ["774625", "bakery"]}
+    )
+    assert bad.status_code == 422
+    [error] = bad.json()["errors"]
+    assert error["field"] == "body.watch_items"
+    assert "item 2 ('bakery') is not a TGTG item id" in error["rule"]
+    flag = await client.patch(f"/api/v1/subscribers/{sid}", json={"price_drop_alerts": "often"})
+    assert flag.status_code == 422
+    assert flag.json()["errors"][0]["field"] == "body.price_drop_alerts"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.tgtg.rule import alert_text, edge_key, is_rising_edge
+from daemon.tgtg.rule import alert_text, edge_key, is_price_drop, is_rising_edge
 from providers.sms_text import analyze
 from providers.tgtg.client import Observation
 
@@ -72,3 +72,22 @@ def test_a_long_store_name_is_shortened_to_one_segment() -> None:
 def test_missing_price_and_window_are_left_out() -> None:
     text = alert_text(item(price_minor=None, pickup_start=None, pickup_end=None))
     assert text == "Bakery Blue (Magic Bag): 3 bags https://share.toogoodtogo.com/item/774625"
+
+
+def test_a_price_drop_counts_only_while_bags_are_there() -> None:
+    assert is_price_drop(2, 399, 1, 299)
+    assert not is_price_drop(2, 399, 2, 399) and not is_price_drop(2, 299, 2, 349)
+    assert not is_price_drop(0, 399, 2, 299)  # that is a rising edge, alerted as such
+    assert not is_price_drop(2, 399, 0, 299)  # sold out
+    assert not is_price_drop(2, None, 2, 299) and not is_price_drop(2, 399, 2, None)
+
+
+def test_the_price_drop_text_gives_new_and_old_price_in_one_segment() -> None:
+    text = alert_text(item(price_minor=249), was_minor=399)
+    assert text == (
+        "Bakery Blue (Magic Bag): price down to 2.49 EUR (was 3.99 EUR), 3 bags, "
+        "pickup 22/11 18:00-18:30 https://share.toogoodtogo.com/item/774625"
+    )
+    assert analyze(text).segments == 1
+    long = alert_text(item(name="Neighbourhood Bakery And Coffee House " * 4), was_minor=399)
+    assert analyze(long).segments == 1 and "(was 3.99 EUR)" in long

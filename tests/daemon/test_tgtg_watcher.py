@@ -3,6 +3,7 @@ the alert rule in every case (also across a restart), backoff, blocks, budget, a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from daemon.clock import ManualClock
 from daemon.outbox.service import Outbox
+from daemon.owner import OwnerAlerts
 from daemon.push import PushService
 from daemon.tgtg import watcher as watcher_module
 from daemon.tgtg.watcher import Watcher, WatcherSettings
@@ -19,12 +21,13 @@ from providers.tgtg.client import TgtgClient
 from storage import subscribers
 from storage import tgtg as tgtg_rows
 from storage.database import Database
-from storage.models import Message, TgtgAccount
+from storage.models import Message, OwnerAlert, TgtgAccount
 from tests.peers.tgtg import PIN, TgtgPeer
 
 ANA = "ana@example.com"
 BEN = "ben@example.com"
 ITEM = "774625"
+OWNER = "+33699999999"
 
 
 @pytest.fixture
@@ -50,9 +53,11 @@ class World:
         self.outbox = Outbox(db, clock)
         self.push = PushService(db, clock)
 
-    def watcher(self, **settings: Any) -> Watcher:
+    def watcher(self, owner_phone: str = "", **settings: Any) -> Watcher:
         client = TgtgClient(self.http, base_url=self.peer.base_url)
         values = {"poll_seconds": 60.0, "requests_per_minute": 100} | settings
+        # The daemon's one place for owner alerts, as lifecycle builds it; new each restart.
+        owner = OwnerAlerts(self.db, self.clock, self.outbox, phone=owner_phone)
         return Watcher(
             self.db,
             self.clock,
@@ -60,6 +65,7 @@ class World:
             WatcherSettings(**values),
             outbox=self.outbox,
             push=self.push,
+            owner=owner,
         )
 
     async def subscriber(self, phone: str, channels: tuple[str, ...] = ("sms",)) -> int:
@@ -92,6 +98,9 @@ class World:
             lambda c: list(c.query("SELECT * FROM messages WHERE kind = 'system' ORDER BY id"))
         )
         return [Message.from_row(r) for r in rows]
+
+    async def open_alerts(self) -> list[OwnerAlert]:
+        return await OwnerAlerts(self.db, self.clock, self.outbox).open_alerts()
 
     async def poll(self, watcher: Watcher, subscriber_id: int) -> None:
         await watcher.poll(await self.account(subscriber_id))
@@ -293,40 +302,74 @@ async def test_5xx_backs_off_exponentially(world: World) -> None:
 
 
 async def test_403_blocks_tells_the_owner_once_and_recovers(world: World) -> None:
-    watcher = world.watcher(owner_phone="+33699999999", blocked_seconds=600)
+    watcher = world.watcher(owner_phone=OWNER, blocked_seconds=600)
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.fail(403, times=2, path="item/v8")
+    world.peer.fail(403, times=3, path="item/v8")
     await world.poll(watcher, sid)
     account = await world.account(sid)
     assert account.state == "blocked"
+    [told] = await world.system()
+    assert told.recipient == OWNER and "blocked" in told.body and ANA in told.body
     world.clock.advance(601)
     await watcher.tick()  # still blocked: a longer back-off, no second message
     account = await world.account(sid)
     assert account.state == "blocked" and account.failures == 2
-    [owner] = await world.system()
-    assert owner.recipient == "+33699999999" and "blocked" in owner.body
+    # A restart while still blocked: the open alert is in the database, so no repeat either.
+    watcher = world.watcher(owner_phone=OWNER, blocked_seconds=600)
+    world.clock.advance(1201)
+    await watcher.tick()
+    assert (await world.account(sid)).failures == 3
+    assert len(await world.system()) == 1
+    [open_alert] = await world.open_alerts()
+    assert open_alert.key == f"tgtg-blocked:{account.id}"
     health = await watcher.health()
     assert health["state"] == "degraded"
-    world.clock.advance(1201)
-    await watcher.tick()  # the block lifted
+    world.clock.advance(2401)
+    await watcher.tick()  # the block lifted: the owner hears it works again, once
     account = await world.account(sid)
     assert account.state == "active" and account.failures == 0
-    assert len(await world.system()) == 1
+    told, recovered = await world.system()
+    assert recovered.recipient == OWNER and "works again" in recovered.body
+    assert await world.open_alerts() == []
+    world.clock.advance(61)
+    await watcher.tick()
+    assert len(await world.system()) == 2
 
 
-async def test_403_without_an_owner_phone_is_logged(
+async def test_a_new_block_after_recovery_is_told_again(world: World) -> None:
+    watcher = world.watcher(owner_phone=OWNER, blocked_seconds=60)
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.fail(403, times=1, path="item/v8")
+    await world.poll(watcher, sid)
+    world.clock.advance(70)
+    await watcher.tick()
+    assert (await world.account(sid)).state == "active"
+    world.peer.fail(403, times=1, path="item/v8")
+    world.clock.advance(70)  # the next poll, jitter included
+    await watcher.tick()
+    assert (await world.account(sid)).state == "blocked"
+    bodies = [m.body for m in await world.system()]
+    assert [("blocked" in b, "works again" in b) for b in bodies] == [
+        (True, False),
+        (False, True),
+        (True, False),
+    ]
+
+
+async def test_403_without_an_owner_to_tell_is_logged(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     watcher = world.watcher()
     sid = await world.logged_in(watcher, ANA, "+33611111111")
     world.peer.fail(403, path="item/v8")
     await world.poll(watcher, sid)
-    assert "owner_phone" in caplog.text
+    assert "nobody to tell" in caplog.text and "blocked" in caplog.text
     assert await world.system() == []
 
 
 async def test_the_budget_spreads_polls(world: World) -> None:
-    watcher = world.watcher(requests_per_minute=8, poll_seconds=600)
+    # 12 a minute keeps 4 for sales windows (30%, rounded up): regular polls get 8.
+    watcher = world.watcher(requests_per_minute=12, poll_seconds=600)
     for n, email in enumerate((ANA, BEN, "cy@example.com")):
         if email not in world.peer.accounts:
             world.peer.add_account(email)
@@ -338,7 +381,11 @@ async def test_the_budget_spreads_polls(world: World) -> None:
     world.clock.advance(61)
     detail = await watcher.tick()
     assert detail.startswith("polled 1, deferred 0")  # the other two are not due yet
-    assert (await watcher.health())["budget"] == {"requests_per_minute": 8, "used_last_minute": 1}
+    assert (await watcher.health())["budget"] == {
+        "requests_per_minute": 12,
+        "used_last_minute": 1,
+        "reserved_for_sales_windows": 4,
+    }
 
 
 async def test_polls_are_jittered_around_the_interval(world: World) -> None:
@@ -401,15 +448,236 @@ async def test_an_announced_sales_window_gets_an_extra_poll(world: World) -> Non
 
 
 async def test_a_block_during_a_pending_login_resumes_the_login(world: World) -> None:
-    watcher = world.watcher(blocked_seconds=60)
+    watcher = world.watcher(owner_phone=OWNER, blocked_seconds=60)
     sid = await world.subscriber("+33611111111")
     await watcher.start_login(sid, ANA)
     world.peer.fail(403, path="authByRequestPollingId")
     world.clock.advance(70)
     await watcher.tick()
     assert (await world.account(sid)).state == "blocked"
+    assert len(await world.open_alerts()) == 1
     world.peer.confirm(ANA)
     world.clock.advance(70)
     await watcher.tick()
     account = await world.account(sid)
     assert account.state == "active" and account.refresh_token
+    assert await world.open_alerts() == []
+    assert "works again" in (await world.system())[-1].body
+
+
+# -- sales windows: their own timer, the budget's reserve, one item alone ----------------------
+
+SINGLE = f"item/v8/{ITEM}"
+
+
+async def _many_logged_in(world: World, watcher: Watcher, n: int) -> list[str]:
+    emails = [f"sub{i}@example.com" for i in range(n)]
+    for i, email in enumerate(emails):
+        world.peer.add_account(email)
+        world.peer.favorite(email, ITEM)
+        await world.logged_in(watcher, email, f"+336100000{i:02d}")
+    return emails
+
+
+async def _until(check: Any, what: str) -> None:
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {what}")
+
+
+async def test_the_window_timer_polls_the_item_at_its_time_from_the_reserve(world: World) -> None:
+    watcher = world.watcher(requests_per_minute=10, poll_seconds=60)
+    await _many_logged_in(world, watcher, 8)
+    world.clock.advance(61)  # the logins' requests leave the minute
+    # The clock is at 12:01:01; the window opens at 12:01:31.
+    world.peer.set_sales_window(ITEM, "2026-01-01T12:01:31Z")
+    detail = await watcher.tick()
+    # 3 of 10 are kept for windows: regular polls stop at 7 and the 8th account waits.
+    assert detail.startswith("polled 7, deferred 1")
+    assert not watcher.budget.available() and watcher.budget.available(window=True)
+    assert watcher.next_window_at() == datetime(2026, 1, 1, 12, 1, 32, tzinfo=UTC)
+    world.clock.advance(30)  # 12:01:31: the window opens and the bags go live
+    world.peer.set_count(ITEM, 3)
+    world.clock.advance(0.8)  # 0.2 s before the poll is due
+    watcher.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert world.peer.requests_to(SINGLE) == []  # the timer waits for its time
+        world.clock.advance(0.2)
+        await _until(lambda: len(world.peer.requests_to(SINGLE)) == 1, "window poll")
+        await _until(lambda: watcher.next_window_at() is None, "window done")
+    finally:
+        await watcher.stop()
+    # No tick ran since the flip: the timer's one request saw it, and it served every
+    # subscriber known to watch the item (the deferred 8th account was never polled yet).
+    [single] = world.peer.requests_to(SINGLE)
+    assert single.body == {"origin": None}
+    alerts = await world.alerts()
+    assert len(alerts) == 7 and all("3 bags" in a.body for a in alerts)
+    assert watcher.budget.used() == 8 <= 10
+    assert (await watcher.health())["sales_windows_planned"] == 0
+
+
+async def test_a_window_poll_retries_while_the_count_is_still_zero(world: World) -> None:
+    watcher = world.watcher(requests_per_minute=10)
+    await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.set_sales_window(ITEM, "2026-01-01T12:00:10Z")
+    await watcher.tick()  # the regular poll sees 0 and the announcement
+    world.clock.advance(11)
+    assert await watcher.poll_windows() == 1  # 12:00:11: still 0
+    assert await watcher.poll_windows() == 0  # the retry is a few seconds later, not now
+    world.clock.advance(4)
+    assert await watcher.poll_windows() == 1  # 12:00:15: still 0
+    world.peer.set_count(ITEM, 2)  # the store is a few seconds late
+    world.clock.advance(4)
+    assert await watcher.poll_windows() == 1  # 12:00:19: there
+    assert len(await world.alerts()) == 1
+    world.clock.advance(4)
+    assert await watcher.poll_windows() == 0  # seen: no more window polls
+    assert len(world.peer.requests_to(SINGLE)) == 3
+
+
+async def test_a_window_poll_gives_up_after_its_tries(world: World) -> None:
+    watcher = world.watcher(requests_per_minute=10)
+    await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.set_sales_window(ITEM, "2026-01-01T12:00:10Z")
+    await watcher.tick()
+    world.clock.advance(11)
+    for _ in range(6):
+        await watcher.poll_windows()
+        world.clock.advance(4)
+    assert len(world.peer.requests_to(SINGLE)) == 3
+    assert watcher.next_window_at() is None
+
+
+async def test_window_polls_wait_when_even_the_reserve_is_spent(world: World) -> None:
+    watcher = world.watcher(requests_per_minute=10)
+    await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.set_sales_window(ITEM, "2026-01-01T12:00:10Z")
+    await watcher.tick()
+    watcher.budget.spend(10 - watcher.budget.used())  # e.g. logins filled the minute
+    world.clock.advance(11)
+    assert await watcher.poll_windows() == 0
+    assert world.peer.requests_to(SINGLE) == []
+    assert watcher.next_window_at() is not None  # planned again for when a slot frees
+    world.clock.advance(60)
+    assert await watcher.poll_windows() == 1
+
+
+# -- watch lists, price drops, dropped favourites, the DataDome cookie ------------------------
+
+
+async def _set(world: World, sid: int, **values: Any) -> None:
+    now = world.clock.now().isoformat()
+    await world.db.write(lambda c: subscribers.update(c, sid, values, now))
+
+
+async def test_a_watch_list_limits_alerts_to_its_items(world: World) -> None:
+    watcher = world.watcher()
+    world.peer.favorite(BEN, ITEM)
+    ana = await world.logged_in(watcher, ANA, "+33611111111")
+    ben = await world.logged_in(watcher, BEN, "+33622222222")
+    await _set(world, ana, watch_items=["999999"])  # Ana watches another store only
+    await world.poll(watcher, ana)
+    await world.poll(watcher, ben)
+    world.peer.set_count(ITEM, 2)
+    await world.poll(watcher, ana)
+    assert [a.recipient for a in await world.alerts()] == ["+33622222222"]
+    await _set(world, ana, watch_items=["999999", ITEM])
+    world.peer.set_count(ITEM, 0)
+    await world.poll(watcher, ana)
+    world.peer.set_count(ITEM, 1)
+    await world.poll(watcher, ana)
+    alerts = await world.alerts()
+    assert sorted(a.recipient for a in alerts[1:]) == ["+33611111111", "+33622222222"]
+
+
+async def test_price_drops_alert_once_each_and_only_those_who_opted_in(world: World) -> None:
+    watcher = world.watcher()
+    world.peer.favorite(BEN, ITEM)
+    ana = await world.logged_in(watcher, ANA, "+33611111111")
+    await world.logged_in(watcher, BEN, "+33622222222")
+    await _set(world, ana, price_drop_alerts=True)
+    world.peer.set_count(ITEM, 2)
+    await world.poll(watcher, ana)  # first sighting at 3.99
+    world.peer.set_price(ITEM, 299)
+    await world.poll(watcher, ana)
+    await world.poll(watcher, ana)  # the same lower price again: not a new drop
+    [drop] = await world.alerts()
+    assert drop.recipient == "+33611111111"
+    assert "price down to 2.99 EUR (was 3.99 EUR)" in drop.body and "2 bags" in drop.body
+    assert drop.segments == 1
+    world.peer.set_price(ITEM, 349)  # up: nothing
+    await world.poll(watcher, ana)
+    world.peer.set_price(ITEM, 249)  # down again: a second alert
+    await world.poll(watcher, ana)
+    world.peer.set_count(ITEM, 0)
+    world.peer.set_price(ITEM, 199)  # cheaper but sold out: nothing
+    await world.poll(watcher, ana)
+    bodies = [a.body for a in await world.alerts()]
+    assert len(bodies) == 2 and "was 3.49 EUR" in bodies[1]
+    assert all(a.recipient == "+33611111111" for a in await world.alerts())
+
+
+async def test_a_price_drop_retry_sends_no_duplicate(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watcher = world.watcher()
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
+    await _set(world, sid, price_drop_alerts=True)
+    world.peer.set_count(ITEM, 2)
+    await world.poll(watcher, sid)
+    world.peer.set_price(ITEM, 299)
+    real = tgtg_rows.apply_observations
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(tgtg_rows, "apply_observations", crash)
+    with pytest.raises(RuntimeError):
+        await world.poll(watcher, sid)
+    monkeypatch.setattr(tgtg_rows, "apply_observations", real)
+    await world.poll(world.watcher(), sid)
+    assert len(await world.alerts()) == 1
+
+
+async def test_an_unfavourited_item_stops_alerting_and_comes_back_as_new(world: World) -> None:
+    watcher = world.watcher()
+    world.peer.favorite(BEN, ITEM)
+    world.peer.add_item("888888", store="Green Grocer", count=0, favorite_of=ANA)
+    ana = await world.logged_in(watcher, ANA, "+33611111111")
+    ben = await world.logged_in(watcher, BEN, "+33622222222")
+    await world.poll(watcher, ana)
+    await world.poll(watcher, ben)
+    world.peer.unfavorite(ANA, ITEM)
+    await world.poll(watcher, ana)
+    watched = await world.db.execute(lambda c: tgtg_rows.favorites_of(c, ana))
+    assert [f.item_id for f in watched] == ["888888"]
+    world.peer.set_count(ITEM, 3)
+    await world.poll(watcher, ben)  # Ben's poll serves every watcher of the item: not Ana
+    assert [a.recipient for a in await world.alerts()] == ["+33622222222"]
+    world.peer.favorite(ANA, ITEM)  # favourited again while bags are there
+    await world.poll(watcher, ana)
+    assert len(await world.alerts()) == 1  # a first sighting, no alert
+    watched = await world.db.execute(lambda c: tgtg_rows.favorites_of(c, ana))
+    assert {f.item_id: f.items_available for f in watched} == {"888888": 0, ITEM: 3}
+
+
+async def test_the_datadome_cookie_is_kept_and_sent_back(world: World) -> None:
+    watcher = world.watcher(blocked_seconds=60)
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.datadome = "dd-fresh-1"
+    await world.poll(watcher, sid)
+    assert (await world.account(sid)).cookie == "datadome=dd-fresh-1"
+    world.peer.datadome = None
+    await world.poll(watcher, sid)
+    assert world.peer.requests_to("item/v8")[-1].headers["cookie"] == "datadome=dd-fresh-1"
+    world.peer.fail(403, path="item/v8")  # the block sets its own datadome cookie
+    await world.poll(watcher, sid)
+    assert (await world.account(sid)).cookie == "datadome=blocked"
+    world.clock.advance(61)
+    await watcher.tick()
+    assert world.peer.requests_to("item/v8")[-1].headers["cookie"] == "datadome=blocked"
+    assert (await world.account(sid)).state == "active"

@@ -80,6 +80,9 @@ class TgtgPeer:
         self.received: list[Received] = []
         self._failures: list[_Failure] = []
         self.spent_refresh_tokens: set[str] = set()
+        # When set, every item answer carries `Set-Cookie: datadome=<value>` (DataDome renews
+        # its cookie on ordinary answers too).
+        self.datadome: str | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -117,6 +120,15 @@ class TgtgPeer:
     def set_count(self, item_id: str, count: int) -> None:
         with self._lock:
             self.items[item_id].count = count
+
+    def set_price(self, item_id: str, price_minor: int) -> None:
+        with self._lock:
+            self.items[item_id].price_minor = price_minor
+
+    def unfavorite(self, email: str, item_id: str) -> None:
+        """The user removes the item from the favourites in the app."""
+        with self._lock:
+            self.items[item_id].favorite_of.discard(email)
 
     def set_sales_window(self, item_id: str, start: str | None) -> None:
         """Announce the item's next sales window (`next_sales_window_purchase_start`)."""
@@ -207,7 +219,9 @@ class TgtgPeer:
             if path == "/api/token/v1/refresh":
                 return self._refresh(body)
             if path in ("/api/item/v8/", "/api/item/v9/"):
-                return self._items(body, headers, path)
+                return self._with_datadome(self._items(body, headers, path))
+            if re.fullmatch(r"/api/item/v[89]/[^/]+", path):
+                return self._with_datadome(self._item(headers, path))
             return 404, {"type": "about:blank", "title": "Not Found", "status": 404}, []
 
     def _take_failure(self, path: str) -> tuple[int, Any, list[tuple[str, str]]] | None:
@@ -266,12 +280,34 @@ class TgtgPeer:
                 return self._issue(account)
         return 401, {**UNAUTHORIZED, "path": "/api/token/v1/refresh"}, []
 
+    def _with_datadome(
+        self, answer: tuple[int, Any, list[tuple[str, str]]]
+    ) -> tuple[int, Any, list[tuple[str, str]]]:
+        if self.datadome is None:
+            return answer
+        status, payload, headers = answer
+        cookie = f"datadome={self.datadome}; Max-Age=31536000; Path=/; Secure; SameSite=Lax"
+        return status, payload, [*headers, ("Set-Cookie", cookie)]
+
+    def _owner(self, headers: dict[str, str]) -> _Account | None:
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        token = auth.removeprefix("Bearer ")
+        return next((a for a in self.accounts.values() if token in a.access), None)
+
+    def _item(self, headers: dict[str, str], path: str) -> tuple[int, Any, list[tuple[str, str]]]:
+        """One item alone, as `item/v8/<id>` answers: the envelope plus sharing_url."""
+        if self._owner(headers) is None:
+            return 401, {**UNAUTHORIZED, "path": path}, []
+        item = self.items.get(path.rsplit("/", 1)[1])
+        if item is None:
+            return 404, {"type": "about:blank", "title": "Not Found", "status": 404}, []
+        share = f"https://share.toogoodtogo.com/item/{item.item_id}"
+        return 200, _envelope(item) | {"sharing_url": share}, []
+
     def _items(
         self, body: dict[str, Any], headers: dict[str, str], path: str
     ) -> tuple[int, Any, list[tuple[str, str]]]:
-        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
-        token = auth.removeprefix("Bearer ")
-        owner = next((a for a in self.accounts.values() if token in a.access), None)
+        owner = self._owner(headers)
         if owner is None:
             return 401, {**UNAUTHORIZED, "path": path}, []
         size = int(body.get("page_size") or 20)

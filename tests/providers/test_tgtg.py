@@ -168,3 +168,49 @@ def test_parse_item_reads_legacy_prices_and_missing_keys() -> None:
     )
     assert item.pickup_start is None
     assert item.sharing_url == "https://share.toogoodtogo.com/item/42"
+
+
+async def test_one_item_alone_with_its_window_and_link(client: TgtgClient, peer: TgtgPeer) -> None:
+    peer.add_item("774625", store="Bakery Blue", count=4)  # not even a favourite
+    peer.set_sales_window("774625", "2026-11-22T17:00:00Z")
+    tokens = await login(client)
+
+    async def on_rotate(new: Tokens) -> None:
+        raise AssertionError("no refresh needed")
+
+    item, _ = await client.item(
+        (tokens.access_token, tokens.refresh_token, tokens.cookie), "774625", on_rotate
+    )
+    assert (item.item_id, item.store_name, item.items_available) == ("774625", "Bakery Blue", 4)
+    assert item.next_sales_window is not None and item.next_sales_window.hour == 17
+    assert item.sharing_url == "https://share.toogoodtogo.com/item/774625"
+    [request] = peer.requests_to("item/v8/774625")
+    assert request.body == {"origin": None}
+    assert request.headers["authorization"] == f"Bearer {tokens.access_token}"
+
+
+async def test_a_cookie_set_on_any_answer_is_merged_and_reported(
+    client: TgtgClient, peer: TgtgPeer
+) -> None:
+    peer.add_item("1", store="Bakery", count=0, favorite_of=EMAIL)
+    tokens = await login(client)
+    kept: list[str] = []
+
+    async def on_rotate(new: Tokens) -> None:
+        pass
+
+    async def on_cookie(cookie: str) -> None:
+        kept.append(cookie)
+
+    credentials = (tokens.access_token, tokens.refresh_token, "session=abc; datadome=old")
+    peer.fail(403, path="item/v8")  # a block still sets a datadome cookie
+    with pytest.raises(TgtgBlocked):
+        await client.favorites(credentials, on_rotate, on_cookie)
+    assert kept == ["session=abc; datadome=blocked"]
+    peer.datadome = "new"
+    _, used = await client.favorites(credentials, on_rotate, on_cookie)
+    assert kept[-1] == used[2] == "session=abc; datadome=new"
+    peer.datadome = None
+    await client.favorites(used, on_rotate, on_cookie)
+    assert peer.requests_to("item/v8")[-1].headers["cookie"] == "session=abc; datadome=new"
+    assert len(kept) == 2  # an answer without Set-Cookie changes nothing

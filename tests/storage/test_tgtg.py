@@ -89,3 +89,37 @@ def test_an_observation_updates_every_subscriber_watching_the_item(
     assert after[(ben, "7")].bags_available == 1
     assert after[(ben, "7")].last_alerted_at is not None
     assert (ben, "8") not in after  # Ben does not watch item 8
+
+
+def test_watch_list_and_price_drop_flag(sync_db: sqlite_utils.Database) -> None:
+    sid = person(sync_db, "+33611111111")
+    fresh = subscribers.get(sync_db, sid)
+    assert fresh is not None and fresh.watch_items == () and fresh.price_drop_alerts is False
+    changed = subscribers.update(
+        sync_db, sid, {"watch_items": ["7", "8", "7"], "price_drop_alerts": True}, T1
+    )
+    assert changed is not None and changed.watch_items == ("7", "8")
+    assert changed.price_drop_alerts is True
+    assert subscribers.get_many(sync_db, [sid, sid, 999]) == {sid: changed}
+
+
+def test_dropped_favourites_are_forgotten(sync_db: sqlite_utils.Database) -> None:
+    ana, ben = person(sync_db, "+33611111111"), person(sync_db, "+33622222222")
+    seen = [rows.Seen("7", "Deli", None, 0), rows.Seen("8", "Cafe", None, 2)]
+    rows.apply_observations(sync_db, ana, seen, T0)
+    rows.apply_observations(sync_db, ben, seen[:1], T0)
+    assert rows.forget_dropped(sync_db, ana, ["8"]) == ["7"]
+    assert [(f.subscriber_id, f.item_id) for f in rows.favorites_of(sync_db)] == [
+        (ana, "8"),
+        (ben, "7"),  # only Ana's list changed
+    ]
+    assert rows.forget_dropped(sync_db, ana, []) == ["8"]  # an empty list: none left
+    assert [a.subscriber_id for a in rows.accounts_watching(sync_db, "7")] == []
+
+
+def test_the_cookie_is_saved_alone(sync_db: sqlite_utils.Database) -> None:
+    sid = person(sync_db, "+33611111111")
+    account = rows.start_login(sync_db, sid, "a@x.org", "poll-1", T0)
+    rows.save_cookie(sync_db, account.id, "datadome=dd2", T1)
+    saved = rows.get_account(sync_db, account.id)
+    assert saved is not None and saved.cookie == "datadome=dd2" and saved.state == "pending"

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -49,6 +50,11 @@ class Scheduler:
     @property
     def job_ids(self) -> list[str]:
         return sorted(self._specs)
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        """Each job's next run (UTC), None while paused; for the dashboard."""
+        # A job added before start() has no next_run_time attribute yet.
+        return {job.id: getattr(job, "next_run_time", None) for job in self._scheduler.get_jobs()}
 
     def start(self) -> None:
         """Register every job by its fixed id and start, inside the running loop."""

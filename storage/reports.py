@@ -141,3 +141,24 @@ def save_report(
         db.query("SELECT * FROM reports WHERE kind = ? AND period_start = ?", [kind, period_start])
     )
     return Report.from_row(rows[0])
+
+
+def list_reports(
+    db: sqlite_utils.Database,
+    *,
+    kind: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[Report]:
+    """Stored reports, newest first; page on with the last id as `before_id`."""
+    rows = db.query(
+        "SELECT * FROM reports WHERE (:kind IS NULL OR kind = :kind) "
+        "AND (:before IS NULL OR id < :before) ORDER BY id DESC LIMIT :limit",
+        {"kind": kind, "before": before_id, "limit": limit},
+    )
+    return [Report.from_row(row) for row in rows]
+
+
+def get_report(db: sqlite_utils.Database, report_id: int) -> Report | None:
+    rows = list(db.query("SELECT * FROM reports WHERE id = ?", [report_id]))
+    return Report.from_row(rows[0]) if rows else None

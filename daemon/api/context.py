@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 if TYPE_CHECKING:
     from daemon.backoffice.service import BackOffice
+    from daemon.metrics import Metrics
     from daemon.otp.service import OtpService
     from daemon.outbox.service import Outbox
     from daemon.push import PushService
@@ -49,6 +50,11 @@ class ApiContext:
     otp: OtpService | None = None
     tgtg: Watcher | None = None
     backoffice: BackOffice | None = None
+    # Only when [metrics] enabled: then GET /metrics exists.
+    metrics: Metrics | None = None
+    # Each scheduled job's next run; set by the lifecycle once the scheduler (built after
+    # the API) has started, so None until then.
+    jobs: Callable[[], dict[str, datetime | None]] | None = None
 
     def __post_init__(self) -> None:
         # An empty token would make "Authorization: Bearer " a valid login.

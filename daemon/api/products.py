@@ -377,6 +377,40 @@ async def create_product(body: ProductIn, request: Request, ctx: Ctx) -> Product
     )
 
 
+class CategoryOut(BaseModel):
+    name: str
+    products: int
+
+
+class CategoryList(BaseModel):
+    success: bool = True
+    categories: list[CategoryOut]
+
+
+# Categories are few (a shop has tens); the cap keeps one answer small whatever is stored.
+MAX_CATEGORIES = 500
+
+
+# Registered before /{product_id}: "categories" is not an id.
+@router.get("/api/v1/products/categories", summary="Product categories and their counts (staff)")
+async def list_categories(request: Request, ctx: Ctx) -> CategoryList:
+    actor = await require_actor(request, ctx)
+    if not actor.is_staff:
+        raise ApiError(403, "staff only; customers use /api/products")
+
+    def read(db: Any) -> list[tuple[str, int]]:
+        rows = db.execute(
+            "SELECT category, count(*) FROM products WHERE category IS NOT NULL "
+            "AND category != '' GROUP BY category COLLATE NOCASE "
+            "ORDER BY category COLLATE NOCASE LIMIT ?",
+            [MAX_CATEGORIES],
+        ).fetchall()
+        return [(str(name), int(count)) for name, count in rows]
+
+    found = await backoffice(ctx).db.execute(read)
+    return CategoryList(categories=[CategoryOut(name=n, products=c) for n, c in found])
+
+
 @router.get("/api/v1/products/{product_id}", summary="A product and its price history (staff)")
 async def get_product(product_id: ProductId, request: Request, ctx: Ctx) -> ProductResponse:
     actor = await require_actor(request, ctx)

@@ -6,18 +6,23 @@ Dates are the shop's local days ([shop] timezone); a range includes both ends.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.accounts import backoffice, require_actor
 from daemon.api.auth import register_login_prefix
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
 from daemon.api.products import price_minor
+from daemon.backoffice import report_mail
 from daemon.backoffice.money import to_text
 from daemon.backoffice.reports import Reports, check_range
+from daemon.clock import utc_iso
+from storage import reports as report_store
+from storage.models import Report
 
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -253,3 +258,129 @@ async def daily_totals(
             for row in found
         ],
     )
+
+
+# -- stored reports, and sending one now -------------------------------------------------
+# Declared last: "/api/v1/reports/{report_id}" must not shadow the named report paths above.
+
+ReportKindIn = Literal["daily", "weekly"]
+
+
+class StoredReportOut(BaseModel):
+    id: int
+    kind: str
+    start: date
+    end: date
+    generated_at: str
+    sent_at: str | None
+    orders: int
+    items: int
+    total: str
+    total_minor: int
+    currency: str
+    content: dict[str, Any]
+
+    @classmethod
+    def of(cls, report: Report, currency: str) -> StoredReportOut:
+        content = report.content
+        # The currency the report was made in, should [shop] currency change later.
+        made_in = str(content.get("currency") or currency)
+        total = int(content.get("total_minor", 0))
+        return cls(
+            id=report.id,
+            kind=report.kind,
+            start=date.fromisoformat(str(content.get("start", report.period_start.date()))),
+            end=date.fromisoformat(str(content.get("end", report.period_end.date()))),
+            generated_at=utc_iso(report.generated_at),
+            sent_at=utc_iso(report.sent_at) if report.sent_at else None,
+            orders=int(content.get("orders", 0)),
+            items=int(content.get("items", 0)),
+            total=to_text(total, made_in),
+            total_minor=total,
+            currency=made_in,
+            content=content,
+        )
+
+
+class StoredReports(BaseModel):
+    success: bool = True
+    reports: list[StoredReportOut]
+
+
+class StoredReportResponse(BaseModel):
+    success: bool = True
+    report: StoredReportOut
+
+
+class SendReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ReportKindIn
+    # Named `day` here (a field called `date` would hide the type), `date` on the wire.
+    day: date | None = Field(
+        default=None,
+        alias="date",
+        description="a local day in the period; default: the last whole one",
+    )
+
+
+class SentReportOut(BaseModel):
+    success: bool = True
+    message: str
+    report: StoredReportOut
+    queued: list[int]
+
+
+@router.get("/api/v1/reports", summary="Stored daily and weekly reports, newest first")
+async def list_stored_reports(
+    request: Request,
+    ctx: Ctx,
+    kind: ReportKindIn | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="page on: last id")] = None,
+) -> StoredReports:
+    await _reports(request, ctx)
+    office = backoffice(ctx)
+    found = await office.db.execute(
+        lambda db: report_store.list_reports(db, kind=kind, limit=limit, before_id=before)
+    )
+    return StoredReports(reports=[StoredReportOut.of(r, office.currency) for r in found])
+
+
+@router.get("/api/v1/reports/{report_id}", summary="One stored report")
+async def stored_report(
+    report_id: Annotated[int, PathParam(ge=1, le=2**62)], request: Request, ctx: Ctx
+) -> StoredReportResponse:
+    await _reports(request, ctx)
+    office = backoffice(ctx)
+    found = await office.db.execute(lambda db: report_store.get_report(db, report_id))
+    if found is None:
+        raise ApiError(404, f"no report with id {report_id}")
+    return StoredReportResponse(report=StoredReportOut.of(found, office.currency))
+
+
+@router.post("/api/v1/reports/send", summary="Build, store and queue a report now")
+async def send_report_now(body: SendReportIn, request: Request, ctx: Ctx) -> SentReportOut:
+    """What the scheduled report job does, for the period holding `date` (default: the last
+    whole day or Monday-to-Sunday week)."""
+    await _reports(request, ctx)
+    office = backoffice(ctx)
+    if ctx.outbox is None:
+        raise ApiError(503, "the outbox is not available (the daemon is starting)")
+    if body.day is not None and body.day > Reports(office).today():
+        raise ApiError(
+            422,
+            "body.date: must not be after today (the shop's day)",
+            errors=[{"field": "body.date", "rule": "must not be after today (the shop's day)"}],
+        )
+    done = await report_mail.run(office, ctx.outbox, ctx.settings, body.kind, body.day)
+    out = StoredReportOut.of(done.stored, office.currency)
+    if done.message_ids:
+        said = f"{body.kind} report {report_mail.span(done.report)} queued to "
+        said += f"{len(done.message_ids)} recipient" + ("s" if len(done.message_ids) > 1 else "")
+    else:
+        said = (
+            f"{body.kind} report {report_mail.span(done.report)} stored; nobody to send it to "
+            "(set [reports] recipients or owner_phone)"
+        )
+    return SentReportOut(message=said, report=out, queued=list(done.message_ids))

@@ -1,0 +1,45 @@
+"""How the app writes times, money and counts for a person to read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An API timestamp (ISO-8601 with a zone) as an aware datetime; None stays None."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def when(text: str | None, now: datetime) -> str:
+    """Local wall time; the date only when it is not today."""
+    moment = parse_time(text)
+    if moment is None:
+        return "—"
+    local = moment.astimezone(now.tzinfo)
+    if local.date() == now.astimezone(now.tzinfo).date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def ago(text: str | None, now: datetime) -> str:
+    """How long ago, in the largest unit that fits: '42 s', '5 min', '3 h', '2 d'."""
+    moment = parse_time(text)
+    if moment is None:
+        return "—"
+    seconds = max(0, int((now - moment).total_seconds()))
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def money(minor: int | None, currency: str = "") -> str:
+    """Integer minor units as '12.50 INR' (two decimals, the shop's currency)."""
+    if minor is None:
+        return "—"
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    text = f"{sign}{whole:,}.{cents:02d}"
+    return f"{text} {currency}".rstrip()

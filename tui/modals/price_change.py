@@ -1,0 +1,61 @@
+"""Change a product's price, with its earlier prices shown: who changed them and when."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from tui.format import money, when
+from tui.modals.form import FormField, FormModal
+from tui.widgets.product_table import ProductView
+
+# Past prices shown in the form; the oldest ones scroll away first.
+HISTORY_SHOWN = 8
+
+
+def history_table(changes: list[dict[str, Any]], currency: str, now: datetime) -> RenderableType:
+    """Newest first: when, old price → new price (the currency left out when it is "")."""
+    if not changes:
+        return Text("No earlier prices.", style="dim")
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    recent = sorted(changes, key=lambda c: str(c.get("changed_at", "")), reverse=True)
+    for change in recent[:HISTORY_SHOWN]:
+        table.add_row(
+            when(change.get("changed_at"), now),
+            money(change.get("old_price_minor"), currency),
+            "→",
+            money(change.get("new_price_minor"), currency),
+        )
+    return table
+
+
+class PriceChangeModal(FormModal[ProductView]):
+    """Dismisses with the product at its new price, or None when cancelled."""
+
+    def __init__(
+        self,
+        product: ProductView,
+        changes: list[dict[str, Any]],
+        now: datetime,
+        save: Callable[[dict[str, Any]], Awaitable[ProductView]],
+    ) -> None:
+        note = Group(
+            Text(f"Now {product.price} {product.currency}. Earlier prices:"),
+            history_table(changes, product.currency, now),
+        )
+        super().__init__(
+            f"Price of {product.name}",
+            [FormField("price", "New price", placeholder=product.price)],
+            lambda values: save({"price": values["price"]}),
+            note=note,
+            submit="Change",
+        )

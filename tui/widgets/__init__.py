@@ -1,0 +1,1 @@
+"""Widgets: they show what they are given and post messages up; they do no I/O."""

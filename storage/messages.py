@@ -169,20 +169,58 @@ def get_events(db: sqlite_utils.Database, message_id: int) -> list[MessageEvent]
     return [MessageEvent.from_row(row) for row in rows]
 
 
-def claim_due(db: sqlite_utils.Database, now: str, lease_until: str, limit: int) -> list[Message]:
-    """Move up to `limit` due messages to `sending`, by (priority, due time, id)."""
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """Queued messages of one channel at chain positions `first`..`last` (None: to the end):
+    those one provider would take now, so the dispatcher claims no more than it has room for.
+
+    With `channel` None: every message no other lane covers, i.e. of a channel not in
+    `besides` or past the end of its chain (`besides` pairs a channel with its chain length).
+    """
+
+    channel: str | None
+    first: int = 0
+    last: int | None = None
+    besides: tuple[tuple[str, int], ...] = ()
+
+
+def _lane_filter(lane: Lane | None) -> tuple[str, list[Any]]:
+    """The lane's extra WHERE terms (starting with " AND"), and their parameters."""
+    if lane is None:
+        return "", []
+    if lane.channel is None:
+        if not lane.besides:
+            return "", []
+        covered = " OR ".join("(channel = ? AND chain_position < ?)" for _ in lane.besides)
+        params: list[Any] = [value for pair in lane.besides for value in pair]
+        return f" AND NOT ({covered})", params
+    sql, params = " AND channel = ? AND chain_position >= ?", [lane.channel, lane.first]
+    if lane.last is not None:
+        sql += " AND chain_position <= ?"
+        params.append(lane.last)
+    return sql, params
+
+
+def claim_due(
+    db: sqlite_utils.Database, now: str, lease_until: str, limit: int, lane: Lane | None = None
+) -> list[Message]:
+    """Move up to `limit` due messages (of `lane`, or any) to `sending`, by (priority, due
+    time, id)."""
+    if limit <= 0:
+        return []
+    where, params = _lane_filter(lane)
+    # Only fixed SQL text and "?" marks are formatted in; the values go as parameters.
     rows = list(
         db.query(
-            "SELECT * FROM messages WHERE status = 'queued' AND due_at <= ? "
-            "ORDER BY priority, due_at, id LIMIT ?",
-            [now, limit],
+            "SELECT * FROM messages WHERE status = 'queued' AND due_at <= ?"  # noqa: S608
+            f"{where} ORDER BY priority, due_at, id LIMIT ?",
+            [now, *params, limit],
         )
     )
     if not rows:
         return []
     ids = [row["id"] for row in rows]
     marks = ",".join("?" * len(ids))
-    # Only "?" marks are formatted into the SQL; the values go as parameters.
     sql = "UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, "
     sql += f"updated_at = ? WHERE id IN ({marks})"
     db.execute(sql, [lease_until, now, *ids])
@@ -317,9 +355,15 @@ def recover_sending(db: sqlite_utils.Database, now: str, *, expired_before: str 
     return len(ids)
 
 
-def next_due_at(db: sqlite_utils.Database) -> str | None:
-    """When the earliest queued message is due, or None when nothing is queued."""
-    row = db.execute("SELECT min(due_at) FROM messages WHERE status = 'queued'").fetchone()
+def next_due_at(db: sqlite_utils.Database, after: str | None = None) -> str | None:
+    """When the earliest queued message is due (of those due after `after`, when given), or
+    None when there is none."""
+    if after is None:
+        row = db.execute("SELECT min(due_at) FROM messages WHERE status = 'queued'").fetchone()
+    else:
+        row = db.execute(
+            "SELECT min(due_at) FROM messages WHERE status = 'queued' AND due_at > ?", [after]
+        ).fetchone()
     return row[0] if row else None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +22,7 @@ from providers.base import (
 from storage.database import Database
 from storage.messages import (
     Failed,
+    Lane,
     Outcome,
     Retry,
     Sent,
@@ -43,13 +43,21 @@ MAX_TOTAL_ATTEMPTS = 100
 SEND_GUARD_SHARE = 0.8
 
 OptOutHook = Callable[[str, str, str], Awaitable[None]]
+# Told of every outcome as it is decided: (provider or "none", channel, "sent"/"retry"/"failed",
+# seconds the attempt took). For metrics; it must be quick and must not raise.
+OutcomeHook = Callable[[str, str, str, float], None]
 NO_DATA: Mapping[str, str] = {}
 
 
 class Dispatcher:
     """One task claims due rows by (priority, due time, id) and starts a send task for each;
     a recorder writes outcomes in batches (group commit), so the database's commit rate,
-    not one commit per message, bounds throughput."""
+    not one commit per message, bounds throughput.
+
+    A row is claimed (`sending`) only when the provider it will go to has a free slot, so
+    `sending` means "being sent now": what a crash can leave behind, and so the duplicates
+    it can cause, is at most the providers' concurrency, not a batch waiting for a slot.
+    """
 
     def __init__(
         self,
@@ -61,6 +69,7 @@ class Dispatcher:
         lease_seconds: float = 120.0,
         batch_size: int = 64,
         on_opt_out: OptOutHook | None = None,
+        on_outcome: OutcomeHook | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._db = db
@@ -70,11 +79,25 @@ class Dispatcher:
         self._lease = lease_seconds
         self._batch = batch_size
         self._on_opt_out = on_opt_out
+        self._on_outcome = on_outcome
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
         self._pending: list[tuple[Outcome, Message, bool]] = []
-        self._inflight: set[asyncio.Task[None]] = set()
+        # The slots of the sends whose outcomes wait in _pending.
+        self._finished: list[Slot] = []
+        # Each send task, and the provider slot its claim counted against (None: a message
+        # that no provider will take now, decided without a provider call).
+        self._inflight: dict[asyncio.Task[None], Slot | None] = {}
+        self._reserved: dict[int, int] = {}
+        # Set when rows may have become claimable other than by a send finishing (enqueued,
+        # retried, recovered, due): lanes that ran dry are looked at again.
+        self._fresh = True
+        # Lanes whose last claim found fewer due rows than it had room for: not asked again
+        # until something makes rows claimable (`_fresh`), so a busy lane does not pay for
+        # looking into idle ones at every finished send.
+        self._dry: set[tuple[Lane | None, int]] = set()
+        self._next_due: datetime | None = None
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._recorder_task: asyncio.Task[None] | None = None
@@ -101,6 +124,7 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Something was enqueued: look at the queue now rather than at the next due time."""
+        self._fresh = True
         self._wake.set()
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 -- a stage budget
@@ -115,7 +139,7 @@ class Dispatcher:
             await asyncio.gather(self._loop_task, return_exceptions=True)
         if self._inflight:
             log.info("outbox: waiting for %d sends in flight", len(self._inflight))
-            _, pending = await asyncio.wait(self._inflight, timeout=max(0.0, timeout * 0.8))
+            _, pending = await asyncio.wait(set(self._inflight), timeout=max(0.0, timeout * 0.8))
             for task in pending:
                 task.cancel()
             if pending:
@@ -136,86 +160,216 @@ class Dispatcher:
     # -- claiming ------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        capacity = max(1, self._router.capacity)
         last_lease_check = self._clock.monotonic()
         while not self._stopping:
             self._wake.clear()
-            free = capacity - len(self._inflight)
-            want = min(self._batch, free)
-            claimed: list[Message] = []
-            data: dict[int, dict[str, str]] = {}
-            if want > 0:
-                try:
-                    claimed, data = await self._claim_batch(want)
-                except Exception:
-                    log.exception("outbox: claiming messages failed; trying again shortly")
-                    await asyncio.sleep(1.0)
-                    continue
-                for message in claimed:
-                    payload = data.get(message.notification_id or 0, NO_DATA)
-                    task = asyncio.create_task(
-                        self._send(message, payload), name=f"send-{message.id}"
-                    )
-                    self._inflight.add(task)
-                    task.add_done_callback(self._send_done)
-            if claimed and len(claimed) == want:
+            try:
+                more = await self._claim_pass()
+            except Exception:
+                log.exception("outbox: claiming messages failed; trying again shortly")
+                await asyncio.sleep(1.0)
+                continue
+            if more:
                 continue  # there may be more due right now
             if self._clock.monotonic() - last_lease_check > self._lease / 2:
                 last_lease_check = self._clock.monotonic()
                 await self._recover_expired()
-            if free <= 0:
-                # Full: a finishing send sets the wake event.
-                await self._wake.wait()
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_seconds())
+            # An enqueue, a retry or a crashed send sets the wake event (a finished send's
+            # slot is filled again by the recorder); rows that fall due later meet the timer.
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_seconds())
+            except TimeoutError:
+                self._fresh = True
+                self._next_due = None
+
+    async def _claim_pass(self) -> bool:
+        """Claim for every lane whose provider has free slots and start the sends; True when
+        a lane got all it asked for (there may be more)."""
+        if self._fresh:
+            self._fresh = False
+            self._dry.clear()
+        lanes = [
+            (lane, target)
+            for lane, target in self._lanes()
+            if (lane, id(target)) not in self._dry and (target is None or self._free(target) > 0)
+        ]
+        if not lanes:
+            return False
+        claims, data, ran_dry, next_due = await self._claim_lanes(lanes)
+        if self._stopping:
+            self._put_back(claims)
+            return False
+        more = False
+        for lane, target, claimed, short in claims:
+            for message in claimed:
+                self._start(message, data.get(message.notification_id or 0, NO_DATA), target)
+            if short:
+                self._dry.add((lane, id(target)))
+            elif target is None or self._free(target) > 0:
+                more = True
+        if ran_dry:
+            self._next_due = None if next_due is None else parse_time(next_due)
+        return more
+
+    def _put_back(self, claims: list[tuple[Lane | None, Slot | None, list[Message], bool]]) -> None:
+        """Claimed as the dispatcher stopped: queue them again untouched (never sent, so no
+        duplicate is possible), through the recorder that stop() waits for."""
+        now = utc_iso(self._clock.now())
+        for _, target, claimed, _ in claims:
+            for m in claimed:
+                retry = Retry(
+                    m.id,
+                    None,
+                    "not sent: shopbell was stopping",
+                    None,
+                    now,
+                    m.chain_position,
+                    m.provider_attempts,
+                )
+                self._pending.append((retry, m, False))
+            if target is not None:
+                self._reserve(target, -len(claimed))
+        self._flush.set()
+
+    def _lanes(self) -> list[tuple[Lane, Slot | None]]:
+        """Every queue lane, with the provider its messages would go to now (None: to none)."""
+        lanes: list[tuple[Lane, Slot | None]] = []
+        for channel in self._router.chains:
+            for first, last, target in self._router.lanes(channel):
+                lanes.append((Lane(channel, first, last), target))
+        # Channels without a chain and positions past a chain's end: failed without a call.
+        besides = tuple((ch, len(chain)) for ch, chain in self._router.chains.items())
+        lanes.append((Lane(None, besides=besides), None))
+        return lanes
+
+    def _free(self, slot: Slot) -> int:
+        return slot.concurrency - self._reserved.get(id(slot), 0)
+
+    def _reserve(self, slot: Slot, count: int) -> None:
+        self._reserved[id(slot)] = self._reserved.get(id(slot), 0) + count
+
+    def _start(self, message: Message, payload: Mapping[str, str], target: Slot | None) -> None:
+        """Start one claimed send (its slot was reserved when it was claimed)."""
+        task = asyncio.create_task(self._send(message, payload, target), name=f"send-{message.id}")
+        self._inflight[task] = target
+        task.add_done_callback(self._send_done)
 
     async def _claim(self, limit: int) -> list[Message]:
         return (await self._claim_batch(limit))[0]
 
     async def _claim_batch(self, limit: int) -> tuple[list[Message], dict[int, dict[str, str]]]:
-        """Claim due messages; with them, the data payload of the pushes' notifications,
-        read in the same trip to the database thread (one query per batch)."""
+        """Claim up to `limit` due messages of any lane, with their pushes' data."""
+        claims, data, _, _ = await self._claim_lanes([(None, None)], limit=limit)
+        return claims[0][2], data
+
+    async def _claim_lanes(
+        self, lanes: list[tuple[Lane | None, Slot | None]], *, limit: int | None = None
+    ) -> tuple[
+        list[tuple[Lane | None, Slot | None, list[Message], bool]],
+        dict[int, dict[str, str]],
+        bool,
+        str | None,
+    ]:
+        """Claim, in one transaction, what each lane's provider has free slots for (a lane
+        going to no provider: up to a batch); with them, the data payload of the pushes'
+        notifications (one query per claim). Returns per lane (lane, provider, claimed,
+        whether it had fewer due than it asked for), that data, whether any lane ran dry,
+        and then when the next queued message falls due after now."""
         now = self._clock.now()
-        lease_until = now + timedelta(seconds=self._lease)
+        now_text = utc_iso(now)
+        lease_until = utc_iso(now + timedelta(seconds=self._lease))
+        batch = self._batch if limit is None else limit
+        # Each provider's free slots are reserved now, before the claim reaches the database,
+        # so a claim running beside this one cannot count them too; what is not found is given
+        # back below.
+        free: dict[int, int] = {}
+        slots: dict[int, Slot] = {}
+        for _, target in lanes:
+            if target is not None and id(target) not in free:
+                free[id(target)] = max(0, min(batch, self._free(target)))
+                slots[id(target)] = target
+                self._reserve(target, free[id(target)])
+        asked = dict(free)
 
         def claim(conn):  # type: ignore[no-untyped-def]
-            claimed = claim_due(conn, utc_iso(now), utc_iso(lease_until), limit)
+            out = []
+            ran_dry = False
+            for lane, target in lanes:
+                want = batch if target is None else min(batch, free[id(target)])
+                if want <= 0:
+                    continue  # a provider shared with a lane before this one is full now
+                got = claim_due(conn, now_text, lease_until, want, lane)
+                if target is not None:
+                    free[id(target)] -= len(got)
+                short = len(got) < want
+                ran_dry = ran_dry or short
+                out.append((lane, target, got, short))
             pushes = {
                 m.notification_id
-                for m in claimed
+                for _, _, got, _ in out
+                for m in got
                 if m.channel == "push" and m.notification_id is not None
             }
-            return claimed, notification_data(conn, pushes) if pushes else {}
+            data = notification_data(conn, pushes) if pushes else {}
+            due = next_due_at(conn, after=now_text) if ran_dry else None
+            return out, data, ran_dry, due
 
-        return await self._db.write(claim)
+        try:
+            result = await self._db.write(claim)
+        except BaseException:
+            for key, count in asked.items():
+                self._reserve(slots[key], -count)
+            raise
+        for key, count in asked.items():
+            got = sum(len(c) for _, t, c, _ in result[0] if t is not None and id(t) == key)
+            self._reserve(slots[key], got - count)
+        return result
 
-    async def _idle_seconds(self) -> float:
+    def _idle_seconds(self) -> float:
         """Sleep until the next message is due, but at least look at leases now and then."""
         ceiling = self._lease / 2
-        due = await self._db.execute(next_due_at)
-        if due is None:
+        if self._next_due is None:
             return ceiling
-        wait = (parse_time(due) - self._clock.now()).total_seconds()
+        wait = (self._next_due - self._clock.now()).total_seconds()
         return min(ceiling, max(0.0, wait))
 
     async def _recover_expired(self) -> None:
         now = utc_iso(self._clock.now())
         count = await self._db.write(lambda conn: recover_sending(conn, now, expired_before=now))
         if count:
+            self._fresh = True
             log.warning("outbox: %d sends outlived their lease; queued again", count)
 
     def _send_done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("outbox: a send task crashed", exc_info=task.exception())
-        self._wake.set()
+        target = self._inflight.pop(task, None)
+        if task.cancelled() or task.exception() is not None:
+            if not task.cancelled():
+                log.error("outbox: a send task crashed", exc_info=task.exception())
+            # No outcome: its slot is free now, for the claim loop to fill.
+            if target is not None:
+                self._reserve(target, -1)
+            self._wake.set()
 
     # -- sending -------------------------------------------------------------------------
 
-    async def _send(self, message: Message, data: Mapping[str, str] = NO_DATA) -> None:
+    async def _send(
+        self, message: Message, data: Mapping[str, str] = NO_DATA, target: Slot | None = None
+    ) -> None:
+        started = self._clock.monotonic()
         outcome, opted_out = await self._attempt(message, data)
+        if self._on_outcome is not None:
+            kind = {Sent: "sent", Retry: "retry"}.get(type(outcome), "failed")
+            seconds = self._clock.monotonic() - started
+            try:
+                self._on_outcome(outcome.provider or "none", message.channel, kind, seconds)
+            except Exception:
+                log.exception("outbox: the outcome observer failed")
         self._pending.append((outcome, message, opted_out))
+        if target is not None:
+            # Its slot is given back by the recorder once the outcome is on its way to the
+            # database, so the row that takes the slot never commits `sending` before this one
+            # leaves it.
+            self._finished.append(target)
         self._flush.set()
 
     async def _attempt(
@@ -340,10 +494,31 @@ class Dispatcher:
             await self._flush.wait()
             self._flush.clear()
             batch, self._pending = self._pending, []
-            if batch:
+            freed, self._finished = self._finished, []
+            if batch and not self._stopping:
+                # The finished sends' slots are claimed for beside their outcomes, in the same
+                # trip to the database thread (one group commit), not in one trip each.
+                await asyncio.gather(self._write(batch), self._refill(freed))
+            elif batch:
+                self._release(freed)
                 await self._write(batch)
             if self._stopping and not self._inflight and not self._pending:
                 return
+
+    def _release(self, freed: list[Slot]) -> None:
+        for slot in freed:
+            self._reserve(slot, -1)
+
+    async def _refill(self, freed: list[Slot]) -> None:
+        # Runs after _write has handed its outcomes to the database thread (gather starts
+        # them in order, and the thread works in order).
+        self._release(freed)
+        try:
+            if await self._claim_pass():
+                self._wake.set()  # a lane got all it asked for: the claim loop looks again
+        except Exception:
+            log.exception("outbox: claiming messages failed; trying again shortly")
+            self._wake.set()
 
     async def _write(self, batch: list[tuple[Outcome, Message, bool]]) -> None:
         now = utc_iso(self._clock.now())
@@ -365,7 +540,9 @@ class Dispatcher:
             return
         self.sent_count += sum(1 for outcome in outcomes if isinstance(outcome, Sent))
         if any(isinstance(outcome, Retry) for outcome in outcomes):
-            self._wake.set()  # a retry may be due sooner than the loop's current sleep
+            # Queued again: due now (failing over) or sooner than the loop's current sleep.
+            self._fresh = True
+            self._wake.set()
         for outcome, message, opted_out in batch:
             if opted_out and self._on_opt_out is not None:
                 reason = f"{outcome.provider}: the recipient has unsubscribed (replied STOP)"

@@ -61,6 +61,20 @@ class Router:
         waits = [slot.breaker.seconds_until_retry() for slot in chain[start:]]
         return Unavailable(retry_in=max(0.0, min(waits)))
 
+    def lanes(self, channel: str) -> list[tuple[int, int, Slot | None]]:
+        """The chain cut into runs of positions that `pick` would send through the same
+        provider now: (first, last, that provider), or None where every provider from there
+        on is resting. Looks without taking a half-open breaker's test message."""
+        chain = self.chain(channel)
+        runs: list[tuple[int, int, Slot | None]] = []
+        for position in range(len(chain)):
+            target = next((slot for slot in chain[position:] if slot.breaker.state != "open"), None)
+            if runs and runs[-1][2] is target:
+                runs[-1] = (runs[-1][0], position, target)
+            else:
+                runs.append((position, position, target))
+        return runs
+
     def has(self, channel: str, position: int) -> bool:
         return position < len(self.chain(channel))
 

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -252,6 +252,12 @@ class ModemDriver:
         self._report_memory: str | None = None
         self._storage_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        # +CDSI URCs seen so far: the provider compares it with what it has read, to know how
+        # many status reports sit in the modem's memory waiting to be read.
+        self.reports_announced = 0
+        # How status reports reach us, from the AT+CNMI the modem took: "stored" (+CDSI),
+        # "inline" (+CDS) or "silent" (kept in its memory unannounced, or not at all).
+        self.report_routing = "silent"
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -290,6 +296,12 @@ class ModemDriver:
     def pin_attempts(self) -> int:
         """How many times this driver sent the PIN (once per SIM boot at most)."""
         return self._pin_attempts
+
+    @property
+    def report_memory(self) -> str | None:
+        """Where the modem keeps status reports: "SR" when it has that memory, else None (the
+        memory messages are read from)."""
+        return self._report_memory
 
     async def wait_for_state(self, *states: ModemState, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait until the driver is in one of `states`; False on timeout."""
@@ -363,6 +375,31 @@ class ModemDriver:
                     return None
                 raise
         return _parse_read(lines, index, memory)
+
+    async def drain(self, memory: str | None, take: Callable[[StoredPdu], Awaitable[bool]]) -> int:
+        """List every message in `memory` (AT+CMGL=4) and hand each to `take`; delete those
+        it returns True for. One selection of the memory for the whole batch, so reading a
+        burst of status reports costs one command each (the AT+CMGD) plus three. Returns how
+        many were deleted."""
+        self._require(*SIM_READY_STATES)
+        deleted = 0
+        async with self._storage_lock, self._in_memory(memory):
+            try:
+                lines = await self._command("AT+CMGL=4", seconds=self._send_timeout)
+            except AtError as exc:
+                # An empty memory answers CMS 321 on some modems.
+                logger.debug("listing %s: %s", memory or "the current memory", exc)
+                return 0
+            for item in _parse_listing(lines, memory):
+                if not await take(item):
+                    continue
+                try:
+                    await self._command(f"AT+CMGD={item.index}")
+                except AtError as exc:
+                    if not (exc.kind == "cms" and exc.code == 321):  # 321: already gone
+                        raise
+                deleted += 1
+        return deleted
 
     async def delete(self, index: int, memory: str | None = None) -> None:
         """Delete one stored message (AT+CMGD=<i>: the one-argument form Siemens accepts)."""
@@ -710,8 +747,11 @@ class ModemDriver:
         self._memories = tuple(memories)
 
     async def _new_message_indications(self) -> None:
+        self.report_routing = "silent"
         for command in CNMI_CHOICES:
             if await self._optional(command, busy=True):
+                ds = command.split(",")[3]  # AT+CNMI=<mode>,<mt>,<bm>,<ds>,<bfr>
+                self.report_routing = {"2": "stored", "1": "inline"}.get(ds, "silent")
                 return
         logger.warning(
             "modem on %s refused every AT+CNMI setting: new messages are only found by polling",
@@ -910,6 +950,8 @@ class ModemDriver:
             event: ModemEvent = (
                 NewStored(memory, index) if name == "+CMTI" else NewReport(memory, index)
             )
+            if name == "+CDSI":
+                self.reports_announced += 1
             self.events.put_nowait(event)
         elif name in ("+CMT", "+CDS") and urc.pdu:
             length = _last_int(urc.value)

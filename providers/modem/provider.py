@@ -120,6 +120,13 @@ RECHECK_SECONDS = 1.0
 COMMITTED_MEMORY = 1024
 # Messages we could not hand up and that are not on the modem (+CMT, +CDS): kept this many.
 UNSTORED_LIMIT = 256
+# A send waits while this many stored status reports are announced (+CDSI) and not read yet:
+# each segment brings one more, and a modem whose report memory is full drops them, leaving
+# those messages `sent` for ever. Well below the 10-50 slots report memories have; a few, so
+# sends and reading take turns in batches rather than one command each.
+REPORTS_HIGH_WATER = 4
+# ...but never longer than this: reading reports that hangs must not stop sending.
+REPORTS_WAIT_SECONDS = 5.0
 _NUMBER = re.compile(r"\+?[0-9]{1,20}")
 
 
@@ -274,6 +281,14 @@ class ModemProvider:
         self._unstored: list[tuple[str, int | None, str]] = []
         self._undecodable: set[str] = set()
         self._next_reconcile: float | None = None
+        # The driver's +CDSI count that the pump has read the report memory after; set when
+        # it moves, for sends waiting on it.
+        self._reports_read = 0
+        self._reports_moved = asyncio.Event()
+        # Segments sent while the modem keeps reports without announcing them (AT+CNMI with
+        # <ds> 0): each may have left one in its memory, read by asking the pump.
+        self._unannounced = 0
+        self._read_asked = False
         self._warned_no_handler = False
         self._pump_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -305,10 +320,13 @@ class ModemProvider:
             parts = self._encode(message)
             references: list[int | None] = []
             for part in parts:
+                await self._let_reports_in()
                 await self._bucket.take()
                 try:
                     async with asyncio.timeout(self._send_guard):
                         references.append(await self.driver.send_pdu(part))
+                    if self._status_reports and self.driver.report_routing == "silent":
+                        self._unannounced += 1
                 except TimeoutError:
                     raise TransientError(
                         f"no answer from the modem within {self._send_guard:g} s; the outcome is "
@@ -387,6 +405,28 @@ class ModemProvider:
                 retry_after=INITIALISING_RETRY_AFTER,
             )
         raise ProviderDown(f"modem {state.value}: {self.driver.detail}")
+
+    async def _let_reports_in(self) -> None:
+        """Before a segment, let the pump read the status reports waiting in the modem's
+        memory when there are many (bounded): in a fast burst the reports come back as fast as
+        the segments go, and reading one takes more commands than sending one."""
+        if self._reports_waiting() < REPORTS_HIGH_WATER:
+            return
+        if self._unannounced and not self._read_asked:
+            # Nothing announces these: ask the pump to read the report memory.
+            self._read_asked = True
+            self.driver.events.put_nowait(NewReport(self.driver.report_memory, 0))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REPORTS_WAIT_SECONDS):
+                while self._reports_waiting() >= REPORTS_HIGH_WATER:
+                    self._reports_moved.clear()
+                    await self._reports_moved.wait()
+
+    def _reports_waiting(self) -> int:
+        return self._reports_announced() - self._reports_read
+
+    def _reports_announced(self) -> int:
+        return self.driver.reports_announced + self._unannounced
 
     def _encode(self, message: Outgoing) -> list[SubmitPart]:
         ref = self._concat_ref
@@ -483,34 +523,63 @@ class ModemProvider:
     # -- receiving --------------------------------------------------------------------------
 
     async def _pump(self) -> None:
-        """All inbound work, one event at a time: URC events, reconciles, multipart timeouts."""
+        """All inbound work, in turn: URC events, reconciles, multipart timeouts.
+
+        Events that queued up meanwhile are taken together, and the status reports they
+        announce read in one pass over the report memory, so a burst of +CDSI costs one
+        listing and a delete each, not a read, a delete and four memory switches each.
+        """
         events = self.driver.events
         while True:
-            event: ModemEvent | None = None
+            batch: list[ModemEvent] = []
             wait = self._seconds_to_next_job()
             try:
                 async with asyncio.timeout(wait):
-                    event = await events.get()
+                    batch.append(await events.get())
             except TimeoutError:
                 pass
-            try:
-                if event is not None:
-                    await self._handle(event)
-                await self._flush_expired()
-                if self._next_reconcile is not None and self._monotonic() >= self._next_reconcile:
-                    if self.driver.state in SIM_READY_STATES:
-                        await self._reconcile()
-                    else:
-                        # The Ready event after the reconnect brings the next one.
-                        self._next_reconcile = None
-            except (NotReady, PortGone) as exc:
-                # The modem went away mid-way; everything unfinished is read again after the
-                # reconnect.
-                logger.debug("inbound work stopped: %s", exc)
-            except ModemError as exc:
-                logger.warning("modem inbound work failed: %s", exc)
-            except Exception:
-                logger.exception("modem inbound work failed")
+            while not events.empty():
+                batch.append(events.get_nowait())
+            # Every +CDSI counted so far is in this batch, so its reports are read below.
+            announced = self._reports_announced()
+            if any(isinstance(event, NewReport) for event in batch):
+                self._read_asked = False
+            report_memories: dict[str | None, None] = {}
+            for event in batch:
+                if isinstance(event, NewReport):
+                    report_memories[event.memory] = None
+                else:
+                    await self._guarded(self._handle(event))
+            for memory in report_memories:
+                await self._guarded(self._read_reports(memory))
+            if announced != self._reports_read:
+                # Read, or failed and left on the modem for the next reconcile: either way,
+                # sends stop waiting for them.
+                self._reports_read = announced
+                self._reports_moved.set()
+            await self._guarded(self._housekeeping())
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        """Run one piece of inbound work; a failure is logged and the pump goes on."""
+        try:
+            await work
+        except (NotReady, PortGone) as exc:
+            # The modem went away mid-way; everything unfinished is read again after the
+            # reconnect.
+            logger.debug("inbound work stopped: %s", exc)
+        except ModemError as exc:
+            logger.warning("modem inbound work failed: %s", exc)
+        except Exception:
+            logger.exception("modem inbound work failed")
+
+    async def _housekeeping(self) -> None:
+        await self._flush_expired()
+        if self._next_reconcile is not None and self._monotonic() >= self._next_reconcile:
+            if self.driver.state in SIM_READY_STATES:
+                await self._reconcile()
+            else:
+                # The Ready event after the reconnect brings the next one.
+                self._next_reconcile = None
 
     def _seconds_to_next_job(self) -> float | None:
         deadlines = [group.retry_at or self._expiry(group) for group in self._groups.values()]
@@ -526,7 +595,9 @@ class ModemProvider:
     async def _handle(self, event: ModemEvent) -> None:
         if isinstance(event, Ready):
             await self._reconcile()
-        elif isinstance(event, NewStored | NewReport):
+        elif isinstance(event, NewReport):
+            await self._read_reports(event.memory)
+        elif isinstance(event, NewStored):
             stored = await self.driver.read(event.index, event.memory)
             if stored is not None:
                 await self._take_stored(stored)
@@ -540,6 +611,19 @@ class ModemProvider:
             await self._take_unstored("deliver", event.length, event.pdu)
         elif isinstance(event, DirectReport):
             await self._take_unstored("report", event.length, event.pdu)
+
+    async def _read_reports(self, memory: str | None) -> None:
+        """Hand up every status report stored in `memory`; delete each once recorded (one
+        not recorded stays, and is read again with the next)."""
+
+        async def take(item: StoredPdu) -> bool:
+            decoded = self._decode(item.pdu, item.has_smsc)
+            if not isinstance(decoded, StatusReport):
+                # A received message sharing the memory: its own +CMTI brings it up.
+                return False
+            return await self._report(decoded)
+
+        await self.driver.drain(memory, take)
 
     async def _reconcile(self) -> None:
         """Read every stored message (URCs get lost while we are away) and hand them up."""

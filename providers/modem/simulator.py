@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import os
+import random
 import re
 import time
 import tty
@@ -256,6 +257,8 @@ class ModemSimulator:
         self._slow_prompt = 0.0
         self._prompt_urcs_once: list[str] = []
         self._registration_override: int | None = None
+        self._chaos: tuple[float, tuple[str, ...], random.Random] | None = None
+        self.chaos_refusals = 0
 
         # The device: present between start/replug and unplug/stop.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -403,6 +406,21 @@ class ModemSimulator:
     def fail_recipient(self, number: str, reply: str) -> None:
         """Every AT+CMGS to `number` (compared by digits) answers `reply` after the PDU."""
         self._recipient_failures[_digits(number)] = reply
+
+    def chaos(self, rate: float, replies: list[str], *, seed: int = 0) -> None:
+        """Refuse a random share `rate` of AT+CMGS sends (after the PDU, nothing sent) with one
+        of `replies` ("+CMS ERROR: 42"), picked at random (seeded); rate 0 turns it off.
+        `chaos_refusals` counts them."""
+        self._chaos = (rate, tuple(replies), random.Random(seed)) if rate > 0 else None
+
+    def _chaos_refusal(self) -> str | None:
+        if self._chaos is None:
+            return None
+        rate, replies, rng = self._chaos
+        if rng.random() >= rate:
+            return None
+        self.chaos_refusals += 1
+        return rng.choice(replies)
 
     def garbage(self, data: bytes) -> None:
         """Emit raw bytes now: truncated lines, binary noise."""
@@ -685,7 +703,7 @@ class ModemSimulator:
         if submit is None:
             self._reply((), self._cms(304).final)
             return
-        scripted = self._take_failure(command.text)
+        scripted = self._take_failure(command.text) or self._chaos_refusal()
         if self.send_latency:
             await asyncio.sleep(self.send_latency)
         refusal = scripted or self._recipient_failures.get(_digits(submit.number))

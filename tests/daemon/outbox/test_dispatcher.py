@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -99,6 +100,7 @@ async def make_rig(
         timeout: float = 5.0,
         attempts: int = 3,
         start: bool = True,
+        others: bool = False,
     ) -> Rig:
         providers: dict[str, Callable[[], Provider]] = {
             "twilio": lambda: TwilioProvider(
@@ -114,7 +116,12 @@ async def make_rig(
             ),
             "console": lambda: ConsoleProvider(),
         }
-        router = Router({"sms": [slot(providers[name](), concurrency) for name in chain]})
+        chains = {"sms": [slot(providers[name](), concurrency) for name in chain]}
+        if others:
+            # As the daemon has them: push and e-mail through their own (console) providers.
+            chains["push"] = [slot(ConsoleProvider(channel="push"), 8)]
+            chains["email"] = [slot(ConsoleProvider(channel="email"), 8)]
+        router = Router(chains)
         dispatcher = Dispatcher(
             db,
             router,
@@ -332,3 +339,98 @@ async def test_console_hides_codes_when_told(caplog) -> None:
         )
     assert "493817" not in caplog.text
     assert "not a code" in caplog.text
+
+
+# -- what `sending` means: being sent now ----------------------------------------------------
+
+
+async def count_sending(db: Database) -> int:
+    return await db.execute(
+        lambda c: c.execute("SELECT count(*) FROM messages WHERE status = 'sending'").fetchone()[0]
+    )
+
+
+async def crash(dispatcher: Dispatcher) -> None:
+    """What kill -9 leaves behind: every task gone, no outcome written, rows left `sending`."""
+    tasks = [dispatcher._loop_task, dispatcher._recorder_task, *dispatcher._inflight]
+    for task in tasks:
+        assert task is not None
+        task.cancel()
+    await asyncio.gather(*[t for t in tasks if t is not None], return_exceptions=True)
+
+
+async def test_only_what_the_provider_can_take_now_is_sending(
+    make_rig, db: Database, twilio: TwilioPeer
+) -> None:
+    # A slow Twilio taking 3 at a time, with a second SMS provider and push and e-mail beside
+    # it: 22 slots in all, but an SMS can start only in one of Twilio's 3.
+    twilio.latency = 0.15
+    rig = await started(make_rig(concurrency=3, others=True))
+    ids = [await rig.send(FRENCH, f"message {n}") for n in range(15)]
+    most = 0
+    while True:
+        most = max(most, await count_sending(db))
+        messages = [await db.execute(lambda c, i=i: get_message(c, i)) for i in ids]
+        if all(m is not None and m.status in FINAL for m in messages):
+            break
+        await asyncio.sleep(0.01)
+    assert {m.status for m in messages if m is not None} == {"sent"}
+    assert most == 3, f"at most Twilio's 3 sends are `sending` (and the 3 are kept busy): {most}"
+    assert sorted(r.form["Body"] for r in twilio.sent) == sorted(f"message {n}" for n in range(15))
+
+
+async def test_a_crash_requeues_at_most_what_was_being_sent(
+    make_rig, db: Database, twilio: TwilioPeer, caplog
+) -> None:
+    twilio.latency = 0.3
+    rig = await started(make_rig(concurrency=3, others=True))
+    ids = [await rig.send(FRENCH, f"message {n}") for n in range(12)]
+    deadline = time.monotonic() + 10
+    while len(twilio.requests) < 4:  # a second round of sends has begun
+        assert time.monotonic() < deadline, "dispatch never got going"
+        await asyncio.sleep(0.01)
+    await crash(rig.dispatcher)
+    left_sending = await count_sending(db)
+    assert 1 <= left_sending <= 3
+    await asyncio.sleep(0.4)  # what the dead dispatcher had sent reaches the fake
+
+    fresh = make_rig(concurrency=3, others=True)
+    with caplog.at_level(logging.WARNING, logger="daemon.outbox.dispatcher"):
+        recovered = await fresh.dispatcher.start()
+    assert recovered == left_sending
+    assert f"{recovered} messages were being sent" in caplog.text
+    messages = await fresh.settle(ids)
+    assert {m.status for m in messages} == {"sent"}
+    received = Counter(r.form["Body"] for r in twilio.sent)
+    assert set(received) == {f"message {n}" for n in range(12)}, "none lost"
+    assert received.total() - 12 <= recovered, "a duplicate only for what was being sent"
+
+
+async def test_a_slow_sms_backlog_does_not_hold_up_push(
+    make_rig, db: Database, twilio: TwilioPeer
+) -> None:
+    twilio.latency = 0.2
+    rig = await started(make_rig(chain=("twilio",), concurrency=1, others=True))
+    sms_ids = [await rig.send(FRENCH, f"message {n}") for n in range(10)]
+    enqueued = await rig.outbox.enqueue(
+        EnqueueRequest(channel="push", recipient="device-token-1", body="Your order is ready")
+    )
+    [push] = await rig.settle([enqueued.message.id])
+    assert push.status == "sent" and push.provider == "console"
+    waiting = [await db.execute(lambda c, i=i: get_message(c, i)) for i in sms_ids]
+    assert sum(1 for m in waiting if m is not None and m.status == "queued") >= 5, (
+        "the push went out while most of the SMS still waited for the slow provider"
+    )
+    await rig.settle(sms_ids)
+
+
+async def test_a_channel_without_providers_fails_at_once(make_rig, twilio: TwilioPeer) -> None:
+    rig = await started(make_rig(chain=("twilio",)))  # SMS only: no e-mail chain at all
+    enqueued = await rig.outbox.enqueue(
+        EnqueueRequest(channel="email", recipient="shop@example.com", body="Daily report")
+    )
+    sms = await rig.send(FRENCH, "still sent")
+    [email, text] = await rig.settle([enqueued.message.id, sms])
+    assert email.status == "failed"
+    assert "no email provider is configured" in (email.last_error or "")
+    assert text.status == "sent"

@@ -597,3 +597,34 @@ async def test_inbound_work_rests_while_the_modem_is_away(make_sim, make_provide
     inbox.fail = False
     await sim.replug()
     await eventually(lambda: [m.text for m in inbox.messages] == [LONG])
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["announced", "unannounced"])
+async def test_a_fast_burst_gets_every_status_report(make_sim, make_provider, announced) -> None:
+    # Each report comes back the moment its message is sent, faster than reading one takes;
+    # the modem keeps them in a 30-slot memory and drops what does not fit.
+    sim = await make_sim(report_delay=0.0)
+    if not announced:
+        # A modem that stores reports without a +CDSI (AT+CNMI <ds> 0): nothing says they came.
+        sim.fail_next("AT+CNMI=2,1,0,2,0", "+CMS ERROR: 303")
+        sim.fail_next("AT+CNMI=2,1,0,1,0", "+CMS ERROR: 303")
+    inbox = Inbox()
+    # Unannounced, the last few (read during the burst only every few sends) wait for the
+    # next look at the whole memory.
+    provider = await make_provider(inbox=inbox, poll_seconds=60.0 if announced else 0.5)
+    assert ("AT+CNMI=2,1,0,2,0" in sim.commands) and (
+        ("AT+CNMI=2,1,0,0,0" in sim.commands) is not announced
+    )
+    references: list[str | None] = []
+    most_stored = 0
+    for n in range(200):
+        result = await provider.send(sms(f"Your order {n} is ready", message_id=n))
+        references.append(result.provider_message_id)
+        most_stored = max(most_stored, len(sim.stored_reports))
+    await eventually(lambda: len(inbox.reports) == 200)
+    assert sorted(str(r.message_reference) for r in inbox.reports) == sorted(map(str, references))
+    assert all(r.delivered for r in inbox.reports)
+    # Read and recorded, then deleted: the memory never came near full.
+    await eventually(lambda: sim.stored_reports == {})
+    assert len(sim.deleted_reports) == 200
+    assert most_stored < 30 // 2

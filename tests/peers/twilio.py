@@ -3,6 +3,7 @@
     with TwilioPeer() as peer:
         peer.script(Reply.error(21211), to="+15005550001")         # one recipient, forever
         peer.script(Reply.server_error(503), times=2)              # everyone, twice
+        peer.chaos(0.3, [Reply.server_error(), Reply.connection_reset()], seed=1)  # 30% fail
         provider = TwilioProvider(account_sid=peer.account_sid, auth_token=peer.auth_token,
                                   from_number="+15005550006", base_url=peer.base_url)
         ...
@@ -18,7 +19,10 @@ import base64
 import binascii
 import contextlib
 import json
+import random
 import socket
+import struct
+import sys
 import threading
 import time
 import urllib.error
@@ -67,6 +71,7 @@ class Reply:
     html: bool = False  # an HTML error page, as a load balancer sends
     retry_after: str | None = None
     delay: float = 0.0  # seconds before answering (longer than the client's timeout: a hang)
+    reset: bool = False  # drop the connection with a TCP reset instead of answering
 
     @classmethod
     def error(
@@ -97,6 +102,12 @@ class Reply:
         """Success, after `seconds` (set it above the client's timeout for a timeout)."""
         return cls(delay=seconds)
 
+    @classmethod
+    def connection_reset(cls) -> Reply:
+        """No answer: the connection is reset after the request was read, before any message
+        was created (a load balancer dropping it)."""
+        return cls(status=0, reset=True)
+
 
 @dataclass(frozen=True, slots=True)
 class Received:
@@ -106,10 +117,11 @@ class Received:
     path: str
     form: dict[str, str]
     auth_user: str | None
-    status: int  # the HTTP status the fake answered (or will, after a delay)
+    status: int  # the HTTP status the fake answered (or will, after a delay); 0: reset
     sid: str | None  # the message sid, when a message was created
     at: float  # time.monotonic() on arrival
     headers: dict[str, str] = field(repr=False, default_factory=dict)
+    delay: float = 0.0  # seconds the fake waited before answering (scripted delay + latency)
 
 
 @dataclass
@@ -137,6 +149,7 @@ class TwilioPeer:
         self._lock = threading.Lock()
         self._requests: list[Received] = []
         self._rules: list[_Rule] = []
+        self._chaos: tuple[float, tuple[Reply, ...], random.Random] | None = None
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -197,11 +210,18 @@ class TwilioPeer:
         with self._lock:
             self._rules.append(_Rule(reply, to, times))
 
+    def chaos(self, rate: float, replies: list[Reply], *, seed: int = 0) -> None:
+        """Answer a random share `rate` of Messages.json POSTs that no rule matches with one
+        of `replies`, picked at random (seeded); rate 0 turns chaos off."""
+        with self._lock:
+            self._chaos = (rate, tuple(replies), random.Random(seed)) if rate > 0 else None
+
     def clear(self) -> None:
-        """Forget received requests and scripted replies."""
+        """Forget received requests, scripted replies and chaos."""
         with self._lock:
             self._requests.clear()
             self._rules.clear()
+            self._chaos = None
 
     @property
     def requests(self) -> list[Received]:
@@ -309,6 +329,10 @@ class TwilioPeer:
                             if rule.remaining <= 0:
                                 self._rules.remove(rule)
                         return rule.reply
+            if self._chaos is not None:
+                rate, replies, rng = self._chaos
+                if rng.random() < rate:
+                    return rng.choice(replies)
         return None
 
     def _record(self, received: Received) -> None:
@@ -321,6 +345,12 @@ class _Server(ThreadingHTTPServer):
     # Many clients connect at once in the concurrency tests and benchmarks.
     request_queue_size = 128
     peer: TwilioPeer
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client killed mid-request (the kill -9 tests) is not the fake's error: no traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -360,10 +390,15 @@ class _Handler(BaseHTTPRequestHandler):
         user, password = _basic_auth(self.headers.get("Authorization"))
         path = self.path.split("?", 1)[0]
         status, body, headers, sid, delay = self._answer(method, path, form, user, password)
-        peer._record(
-            Received(method, path, form, user, status, sid, arrived, dict(self.headers.items()))
-        )
         wait = delay + peer.latency
+        peer._record(
+            Received(
+                method, path, form, user, status, sid, arrived, dict(self.headers.items()), wait
+            )
+        )
+        if status == 0:
+            self._reset()
+            return
         if wait and peer._stopping.wait(wait):
             self.close_connection = True
             return  # stopped while "thinking": never answer
@@ -393,6 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
                 0.0,
             )
         reply = peer._take_reply(form.get("To", ""))
+        if reply is not None and reply.reset:
+            return 0, "", {}, None, 0.0
         if reply is not None and reply.status >= 300:
             status, body, headers = _scripted_error(reply, path)
             return status, body, headers, None, reply.delay
@@ -402,6 +439,13 @@ class _Handler(BaseHTTPRequestHandler):
             return (*_legacy_error(400, *missing), None, delay)
         sid = "SM" + uuid.uuid4().hex
         return 201, json.dumps(_message(peer.account_sid, sid, form)), {}, sid, delay
+
+    def _reset(self) -> None:
+        # Linger 0: closing sends RST rather than FIN, so the client sees "connection reset".
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     def _write(self, status: int, body: str, headers: dict[str, str]) -> None:
         data = body.encode("utf-8")

@@ -82,7 +82,7 @@ def backup_file(source: Path, dest: Path, *, overwrite: bool = False) -> BackupR
             raise
     finally:
         src.close()
-    _sync_folder(dest.parent)
+    sync_folder(dest.parent)
     result = BackupResult(path=dest, size_bytes=dest.stat().st_size, pages=pages)
     logger.info("database %s backed up to %s (%d bytes)", source, dest, result.size_bytes)
     return result
@@ -179,7 +179,8 @@ def _copy_into(source: sqlite3.Connection, temp: Path, dest: Path) -> int:
     return pages
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so a rename in it survives a power cut (where the OS allows it)."""
     # The rename is durable only once the folder's entry is on disk; some filesystems (and
     # non-POSIX systems) cannot open a folder for this, and then we rely on the OS.
     with contextlib.suppress(OSError):

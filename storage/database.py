@@ -367,6 +367,9 @@ def _materialized(result: T) -> T:
 
 def _checkpoint(db: sqlite_utils.Database, path: Path) -> None:
     try:
+        # SQLite's advice for long-lived connections: let it refresh the planner's statistics
+        # (ANALYZE where they are stale) before closing.
+        db.execute("PRAGMA optimize")
         busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     except Exception:
         logger.warning("database %s: checkpoint at close failed", path, exc_info=True)

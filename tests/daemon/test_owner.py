@@ -1,0 +1,397 @@
+"""Owner alerts reach the fake Twilio and a real SMTP server once per key, across restarts,
+within the hourly limit; a provider down past N minutes, or a locked SIM, alerts the owner."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from daemon.clock import ManualClock, utc_iso
+from daemon.config import LoadedConfig, Settings
+from daemon.lifecycle import Daemon
+from daemon.maintenance import ProviderWatch, build_owner_alerts
+from daemon.outbox.service import Outbox
+from providers.base import ProviderHealth
+from storage.database import Database
+from tests.daemon.conftest import free_port
+from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer
+
+OWNER_PHONE = "+33612345678"
+OWNER_EMAIL = "owner@example.com"
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every e-mail it accepts."""
+
+    def __init__(self) -> None:
+        self.received: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.received.append(parsed)  # type: ignore[arg-type]
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def twilio() -> Iterator[TwilioPeer]:
+    with TwilioPeer() as peer:
+        yield peer
+
+
+def settings_for(tmp_path: Path, twilio: TwilioPeer, smtp_port: int, **owner: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "paths": {"data_dir": str(tmp_path / "data")},
+            "shop": {"name": "Corner Shop"},
+            "api": {"port": free_port()},
+            "sms": {"chain": ["twilio"]},
+            "twilio": {
+                "account_sid": ACCOUNT_SID,
+                "auth_token": AUTH_TOKEN,
+                "from_number": "+15005550006",
+                "base_url": twilio.base_url,
+            },
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "starttls": False,
+                "from_address": "shop@example.com",
+            },
+            "outbox": {"backoff_base_seconds": 0.2, "backoff_max_seconds": 0.5},
+            "owner": {"phone": OWNER_PHONE, "email": OWNER_EMAIL, **owner},
+        }
+    )
+
+
+async def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def texts(twilio: TwilioPeer) -> list[str]:
+    return [r.form["Body"] for r in twilio.sent]
+
+
+async def test_an_alert_reaches_phone_and_mail_once_per_key_across_a_restart(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    settings = settings_for(tmp_path, twilio, port)
+    clock = ManualClock(START)
+    first = Daemon(LoadedConfig(settings, None, ()), clock=clock)
+    try:
+        await first._start()
+        assert first.owner is not None
+        assert await first.owner.alert("disk-low", "shopbell: the disk is filling") is True
+        assert await first.owner.alert("disk-low", "shopbell: the disk is filling") is False
+        await wait_for(lambda: twilio.sent and mailbox.received, "the SMS and the e-mail")
+    finally:
+        await first._shutdown()
+    [sms] = twilio.sent
+    assert sms.form["To"] == OWNER_PHONE
+    assert sms.form["Body"] == "shopbell: the disk is filling"
+    [mail] = mailbox.received
+    assert mail["To"] == OWNER_EMAIL
+    assert mail["Subject"] == "Corner Shop: needs you: disk-low"
+
+    # The same condition seen again after a restart: nothing new goes out for it.
+    second = Daemon(LoadedConfig(settings, None, ()), clock=clock)
+    try:
+        await second._start()
+        owner = second.owner
+        assert owner is not None
+        assert await owner.alert("disk-low", "shopbell: the disk is filling") is False
+        assert await owner.alert("backup-failing", "shopbell: backups failing") is True
+        await wait_for(lambda: len(twilio.sent) == 2 and len(mailbox.received) == 2, "alert 2")
+        assert texts(twilio) == ["shopbell: the disk is filling", "shopbell: backups failing"]
+
+        # Over, then back: the owner hears of the recovery, and of the next time.
+        await owner.clear("disk-low", "shopbell: disk space is back")
+        assert await owner.alert("disk-low", "shopbell: the disk is filling again") is True
+        await wait_for(lambda: len(twilio.sent) == 4, "the recovery and the new alert")
+        assert texts(twilio)[2:] == [
+            "shopbell: disk space is back",
+            "shopbell: the disk is filling again",
+        ]
+        await wait_for(lambda: len(mailbox.received) == 4, "their e-mails")
+        assert mailbox.received[2]["Subject"] == "Corner Shop: resolved: disk-low"
+    finally:
+        await second._shutdown()
+
+
+async def test_no_more_than_max_per_hour_alerts_go_out(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    settings = settings_for(tmp_path, twilio, smtp[1], max_per_hour=2, email="")
+    clock = ManualClock(START)
+    db = Database(settings.database_path)
+    settings.data_dir.mkdir(parents=True)
+    await db.open()
+    try:
+        owner = build_owner_alerts(settings, db, clock, Outbox(db, clock))
+        assert await owner.alert("a", "first") is True
+        assert await owner.alert("b", "second") is True
+        assert await owner.alert("c", "third") is False
+        # A clear does not give back a slot in the hour: flapping cannot buy more messages.
+        await owner.clear("a")
+        assert await owner.alert("a", "first again") is False
+        clock.advance(3601)
+        assert await owner.alert("c", "third") is True
+        bodies = await db.execute(
+            lambda c: [r[0] for r in c.execute("SELECT body FROM messages ORDER BY id")]
+        )
+        assert bodies == ["first", "second", "third"]
+    finally:
+        await db.close()
+
+
+async def test_an_alert_a_crash_left_unqueued_goes_out_at_the_next_start_once(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    settings = settings_for(tmp_path, twilio, smtp[1])
+    clock = ManualClock(START)
+    settings.data_dir.mkdir(parents=True)
+    db = Database(settings.database_path)
+    await db.open()
+    try:
+        # What a crash between writing the alert and queueing its messages leaves behind.
+        await db.write(
+            lambda c: c.execute(
+                "INSERT INTO owner_alerts (key, text, raised_at) VALUES ('sim-locked:modem', "
+                "'shopbell: the SIM is locked', '2026-03-01T08:59:00.000000+00:00')"
+            )
+        )
+        owner = build_owner_alerts(settings, db, clock, Outbox(db, clock))
+        assert await owner.resume() == 1
+        assert await owner.resume() == 0
+        assert await owner.alert("sim-locked:modem", "shopbell: the SIM is locked") is False
+        rows = await db.execute(
+            lambda c: c.execute("SELECT channel, body FROM messages ORDER BY id").fetchall()
+        )
+        assert [tuple(r) for r in rows] == [
+            ("sms", "shopbell: the SIM is locked"),
+            ("email", "shopbell: the SIM is locked\n\n-- shopbell on Corner Shop\n"),
+        ]
+    finally:
+        await db.close()
+
+
+async def test_with_nobody_to_tell_nothing_is_queued(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    settings = settings_for(tmp_path, twilio, smtp[1], phone="", email="")
+    assert settings.owner_phone == ""
+    clock = ManualClock(START)
+    settings.data_dir.mkdir(parents=True)
+    db = Database(settings.database_path)
+    await db.open()
+    try:
+        owner = build_owner_alerts(settings, db, clock, Outbox(db, clock))
+        assert await owner.alert("disk-low", "the disk is filling") is False
+        assert (
+            await db.execute(lambda c: c.execute("SELECT count(*) FROM messages").fetchone()[0])
+            == 0
+        )
+    finally:
+        await db.close()
+
+
+def test_the_owner_phone_falls_back_to_the_older_owner_phones() -> None:
+    tgtg = Settings.model_validate({"tgtg": {"owner_phone": "+33611111111"}})
+    assert tgtg.owner_phone == "+33611111111"
+    reports = Settings.model_validate({"reports": {"owner_phone": "+33622222222"}})
+    assert reports.owner_phone == "+33622222222"
+    both = Settings.model_validate(
+        {"owner": {"phone": "+33 6 33 33 33 33"}, "tgtg": {"owner_phone": "+33611111111"}}
+    )
+    assert both.owner_phone == "+33633333333"
+
+
+@pytest.mark.parametrize(
+    ("owner", "words"),
+    [
+        ({"phone": "0612345678"}, "owner.phone: '0612345678' has no country code"),
+        ({"phone": "+1234"}, "owner.phone: '+1234' is not"),
+        ({"email": "owner at example"}, "owner.email: 'owner at example' is not an e-mail"),
+    ],
+)
+def test_bad_owner_addresses_are_refused_with_the_key(
+    write_config: Callable[..., Path], owner: dict[str, str], words: str
+) -> None:
+    from daemon.config import ConfigError, load_config
+
+    body = "\n".join(f'{key} = "{value}"' for key, value in owner.items())
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(f"[owner]\n{body}\n"))
+    assert words in str(caught.value)
+
+
+async def owner_rows(db: Database) -> list[str]:
+    return await db.execute(
+        lambda c: [
+            r[0]
+            for r in c.execute(
+                "SELECT body FROM messages WHERE channel = 'sms' ORDER BY id"
+            ).fetchall()
+        ]
+    )
+
+
+async def test_a_provider_down_past_the_limit_alerts_once_and_its_recovery_clears(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    settings = settings_for(tmp_path, twilio, smtp[1], email="")
+    clock = ManualClock(START)
+    settings.data_dir.mkdir(parents=True)
+    db = Database(settings.database_path)
+    await db.open()
+    try:
+        owner = build_owner_alerts(settings, db, clock, Outbox(db, clock))
+        watch = ProviderWatch(owner, clock, down_minutes=15)
+        down = {"fast2sms": ProviderHealth("down", "bad API key"), "console": ProviderHealth("ok")}
+
+        await watch.observe(down)
+        clock.advance(10 * 60)
+        await watch.observe({"fast2sms": ProviderHealth("degraded", "timeouts")})
+        assert await owner_rows(db) == []
+        clock.advance(5 * 60)
+        await watch.observe(down)
+        clock.advance(5 * 60)
+        await watch.observe(down)
+        assert await owner_rows(db) == ["shopbell: fast2sms has been down for 15 min: bad API key"]
+
+        await watch.observe({"fast2sms": ProviderHealth("ok", "sending")})
+        await watch.observe({"fast2sms": ProviderHealth("ok", "sending")})
+        assert (await owner_rows(db))[1:] == ["shopbell: fast2sms works again (sending)."]
+        # Down again: the wait starts from the new outage.
+        await watch.observe(down)
+        assert len(await owner_rows(db)) == 2
+    finally:
+        await db.close()
+
+
+async def test_a_locked_sim_alerts_at_once_and_only_once(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    settings = settings_for(tmp_path, twilio, smtp[1], email="")
+    clock = ManualClock(START)
+    settings.data_dir.mkdir(parents=True)
+    db = Database(settings.database_path)
+    await db.open()
+    try:
+        owner = build_owner_alerts(settings, db, clock, Outbox(db, clock))
+        watch = ProviderWatch(owner, clock, down_minutes=15)
+        locked = ProviderHealth("down", "sim locked: PIN rejected, not retried (+CME ERROR: 16)")
+        await watch.observe({"modem": locked})
+        clock.advance(16 * 60)
+        await watch.observe({"modem": locked})
+        assert await owner_rows(db) == [
+            "shopbell: the modem's SIM is locked: sim locked: PIN rejected, not retried "
+            "(+CME ERROR: 16)"
+        ]
+    finally:
+        await db.close()
+
+
+async def test_the_daemon_tells_the_owner_when_twilio_stays_down(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    """The daemon's own provider-health job, with the owner alerts it builds at start."""
+    mailbox, port = smtp
+    settings = settings_for(tmp_path, twilio, port, provider_down_minutes=15)
+    clock = ManualClock(START)
+    twilio.account_status = "suspended"
+    daemon = Daemon(LoadedConfig(settings, None, ()), clock=clock)
+    try:
+        await daemon._start()
+        assert daemon.owner is not None and daemon.owner.phone == OWNER_PHONE
+        assert {"backup", "retention", "disk-check"} <= set(daemon.scheduler.job_ids)
+        await daemon._check_providers()
+        clock.advance(16 * 60)
+        await daemon._check_providers()
+        await wait_for(lambda: mailbox.received, "the owner's e-mail")
+        [mail] = mailbox.received
+        assert mail["Subject"] == "shopbell: twilio is down"
+        assert "twilio has been down for 16 min: the Twilio account is suspended" in (
+            mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        )
+        [alert] = await daemon.owner.open_alerts()
+        assert alert.key == "provider-down:twilio"
+    finally:
+        await daemon._shutdown()
+
+
+async def test_open_alerts_show_in_the_public_health_until_cleared(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    settings = settings_for(tmp_path, twilio, smtp[1], email="")
+    clock = ManualClock(START)
+    daemon = Daemon(LoadedConfig(settings, None, ()), clock=clock)
+    try:
+        await daemon._start()
+        assert daemon.owner is not None
+        async with httpx.AsyncClient(base_url=daemon.api_url) as api:
+
+            async def owner_health() -> tuple[str, dict[str, Any]]:
+                body = (await api.get("/api/health")).json()  # public: no token
+                return body["status"], body["components"]["owner"]
+
+            status, owner = await owner_health()
+            assert owner["state"] == "ok" and owner["open_alerts"] == []
+            assert owner["reachable"] is True
+
+            await daemon.owner.alert(
+                "tgtg-blocked:7",
+                "shopbell: TGTG blocked the watcher (account 7, ana@example.com).",
+                subject="shopbell: TGTG blocked the watcher",
+            )
+            clock.advance(60)
+            await daemon.owner.alert("disk-low", "shopbell: the disk is filling")
+            status, owner = await owner_health()
+            assert status == "degraded" and owner["state"] == "degraded"
+            assert owner["detail"] == "2 open: tgtg-blocked:7, disk-low"
+            assert [(a["key"], a["subject"], a["raised_at"]) for a in owner["open_alerts"]] == [
+                ("tgtg-blocked:7", "shopbell: TGTG blocked the watcher", utc_iso(START)),
+                (
+                    "disk-low",
+                    "Corner Shop: needs you: disk-low",
+                    utc_iso(START + timedelta(seconds=60)),
+                ),
+            ]
+            assert all(a["queued_at"] for a in owner["open_alerts"])
+            # Health is public: an alert's text (it may name a customer) is not in it.
+            assert "ana@example.com" not in json.dumps(owner)
+
+            await daemon.owner.clear("tgtg-blocked:7", "TGTG watching works again")
+            await daemon.owner.clear("disk-low")
+            status, owner = await owner_health()
+            assert owner["state"] == "ok" and owner["open_alerts"] == []
+    finally:
+        await daemon._shutdown()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from argon2 import PasswordHasher
 
 from daemon.backoffice.accounts import AccountService
 from daemon.backoffice.passwords import Passwords
@@ -14,6 +13,9 @@ from daemon.backoffice.tokens import KEY_FILENAME, TokenIssuer, ensure_jwt_key
 from daemon.clock import Clock
 from daemon.config import Settings
 from storage.database import Database
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 
 @dataclass

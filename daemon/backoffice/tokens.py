@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import jwt
+from types import ModuleType
 
 from daemon.backoffice.roles import ROLES, Actor
 from daemon.clock import Clock
@@ -56,6 +55,7 @@ class TokenIssuer:
             "iat": int(now.timestamp()),
             "exp": int(expires.timestamp()),
         }
+        jwt = _jwt()
         return jwt.encode(claims, self._key, algorithm=ALGORITHM), expires
 
     def verify(self, token: str) -> Actor | None:
@@ -66,6 +66,7 @@ class TokenIssuer:
         """
         if token.count(".") != 2:
             return None
+        jwt = _jwt()
         try:
             claims = jwt.decode(
                 token,
@@ -87,3 +88,11 @@ class TokenIssuer:
         if role not in ROLES or not isinstance(sub, str) or not sub.isdigit():
             return None
         return Actor(account_id=int(sub), username=str(claims.get("name", "")), role=role)
+
+
+def _jwt() -> ModuleType:
+    """PyJWT, loaded at the first login: it brings in `cryptography` (~9 MB resident), which
+    a daemon that never sees a back-office login should not carry."""
+    import jwt
+
+    return jwt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -14,11 +15,14 @@ from daemon.outbox.limits import TokenBucket
 from daemon.outbox.router import Router, Slot
 from providers.base import Outgoing, Provider, ProviderDown, ProviderHealth, SendResult
 from providers.console.provider import ConsoleProvider
-from providers.fast2sms.provider import Fast2SmsProvider
-from providers.fcm.provider import FcmProvider
-from providers.modem.provider import ModemProvider
-from providers.smtp.provider import SmtpProvider
-from providers.twilio.provider import TwilioProvider
+
+# Each real provider is imported only when it is configured: twilio and pyfcm bring requests,
+# google-auth and more (~15 MB together) that a daemon without them should not carry.
+if TYPE_CHECKING:
+    from providers.fast2sms.provider import Fast2SmsProvider
+    from providers.fcm.provider import FcmProvider
+    from providers.modem.provider import ModemProvider
+    from providers.twilio.provider import TwilioProvider
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,8 @@ def _email_slot(settings: Settings, clock: Clock) -> Slot:
     conf = settings.smtp
     provider: Provider
     if conf.configured:
+        from providers.smtp.provider import SmtpProvider
+
         provider = SmtpProvider(
             host=conf.host,
             port=conf.port,
@@ -194,6 +200,8 @@ class UnusableProvider:
 
 
 def _twilio(settings: Settings) -> TwilioProvider:
+    from providers.twilio.provider import TwilioProvider
+
     conf = settings.twilio
     callback = f"{settings.api.public_url}/twilio/status" if settings.api.public_url else None
     return TwilioProvider(
@@ -209,6 +217,8 @@ def _twilio(settings: Settings) -> TwilioProvider:
 
 
 def _modem(settings: Settings) -> ModemProvider:
+    from providers.modem.provider import ModemProvider
+
     conf = settings.modem
     return ModemProvider(
         port=conf.port,
@@ -224,6 +234,8 @@ def _modem(settings: Settings) -> ModemProvider:
 
 
 def _fcm(settings: Settings) -> FcmProvider:
+    from providers.fcm.provider import FcmProvider
+
     conf = settings.fcm
     return FcmProvider(
         service_account_file=conf.service_account_file,
@@ -235,6 +247,8 @@ def _fcm(settings: Settings) -> FcmProvider:
 
 
 def _fast2sms(settings: Settings, http: httpx.AsyncClient) -> Fast2SmsProvider:
+    from providers.fast2sms.provider import Fast2SmsProvider
+
     conf = settings.fast2sms
     return Fast2SmsProvider(
         http=http,

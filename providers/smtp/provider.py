@@ -12,8 +12,7 @@ import json
 import logging
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-
-import aiosmtplib
+from typing import TYPE_CHECKING
 
 from providers.base import (
     Outgoing,
@@ -24,6 +23,9 @@ from providers.base import (
     SendResult,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,10 @@ class SmtpProvider:
         mail["Message-ID"] = make_msgid(domain=domain)
         mail.set_content(text)
         mail.add_alternative(html_part, subtype="html")
+        # Here, not at the top: every daemon imports this module (reports), and aiosmtplib
+        # (~0.7 MiB) is needed only when a mail goes out.
+        import aiosmtplib
+
         try:
             _responses, said = await aiosmtplib.send(
                 mail,
@@ -125,6 +131,8 @@ class SmtpProvider:
         )
 
     def _error_for(self, exc: aiosmtplib.SMTPException) -> ProviderError:
+        import aiosmtplib
+
         if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
             # One recipient per message: its refusal says it all.
             first = exc.recipients[0] if exc.recipients else None

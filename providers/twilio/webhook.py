@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
-from twilio.twiml.messaging_response import MessagingResponse
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # MessageStatus values after which nothing more happens to a message.
@@ -173,6 +172,10 @@ class StatusCallback:
 
 def twiml(message: str | None) -> str:
     """The TwiML answer to an inbound SMS: no reply (`<Response />`) or one `<Message>`."""
+    # Here, not at the top: twilio.twiml brings xml.etree (~0.5 MiB) into every daemon,
+    # and only an inbound SMS needs it.
+    from twilio.twiml.messaging_response import MessagingResponse
+
     response = MessagingResponse()
     if message:
         response.message(_NOT_XML.sub("", message))

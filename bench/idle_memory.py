@@ -1,0 +1,240 @@
+"""Idle memory: the daemon's RSS on defaults and with every provider, and what each import costs.
+
+Usage: .venv/bin/python bench/idle_memory.py [--settle 20]
+
+1. The real daemon (`python -m daemon --config X run`) started twice and left idle for
+   `--settle` seconds, then its RSS, VmHWM, threads and open fds read from /proc:
+   - **defaults**: console only (no provider configured, no TGTG account);
+   - **every provider**: Twilio, Fast2SMS, FCM (fake peers from tests/peers, in this process),
+     the modem simulator on a pty (providers.modem.simulator, in a thread of this process),
+     SMTP (a host and sender; nothing connects until a report is sent), TGTG (the fake) and
+     the Prometheus /metrics endpoint.
+2. A fresh interpreter imports the daemon's dependencies one at a time, in the order below,
+   and prints the RSS each step adds (MiB): where the memory goes. Steps are cumulative, so
+   a package shared by two steps is charged to the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+# `python bench/x.py` puts bench/ first on sys.path; keep only the repository root.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+sys.path.insert(0, str(REPO))
+
+from bench._daemon import (  # noqa: E402
+    Daemon,
+    base_config,
+    code_line,
+    free_port,
+    machine_line,
+    proc_sample,
+)
+from providers.modem.simulator import ModemSimulator  # noqa: E402
+from tests.peers.fast2sms import API_KEY as FAST2SMS_KEY  # noqa: E402
+from tests.peers.fast2sms import running_fast2sms  # noqa: E402
+from tests.peers.fcm import FcmPeer  # noqa: E402
+from tests.peers.tgtg import TgtgPeer  # noqa: E402
+from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer  # noqa: E402
+
+MIB = 1024.0
+
+# (label, statement) in about the order the daemon meets them; each runs after the ones above.
+# The first applies daemon/lean.py, as `import daemon` does in the daemon.
+IMPORT_STEPS: list[tuple[str, str]] = [
+    (
+        "daemon.lean (keeps httpx's CLI, pydantic.v1 out)",
+        "import daemon.lean; daemon.lean.skip_unused_imports()",
+    ),
+    (
+        "stdlib: asyncio, ssl, email, sqlite3, ...",
+        "import asyncio, ssl, email.message, json, "
+        "sqlite3, logging, zoneinfo, tomllib, decimal, csv",
+    ),
+    ("pydantic", "import pydantic"),
+    ("fastapi (+ starlette, opentelemetry-api)", "import fastapi"),
+    ("httpx", "import httpx"),
+    ("uvicorn", "import uvicorn"),
+    ("uvloop", "import uvloop"),
+    ("sqlite_utils (+ pluggy, dateutil)", "import sqlite_utils"),
+    (
+        "apscheduler (asyncio scheduler, cron)",
+        "import apscheduler.schedulers.asyncio, apscheduler.triggers.cron",
+    ),
+    ("phonenumbers", "import phonenumbers"),
+    ("click", "import click"),
+    ("daemon.config (the Settings models)", "import daemon.config"),
+    (
+        "storage (database, migrations, tables)",
+        "import storage.database, storage.migrations, "
+        "storage.messages, storage.subscribers, storage.tgtg",
+    ),
+    ("daemon.api.app (every route and its services)", "import daemon.api.app"),
+    ("daemon.lifecycle (scheduler, outbox, TGTG ...)", "import daemon.lifecycle"),
+    ("daemon.cli (the commands)", "import daemon.cli"),
+    ("-- only when configured or first used --", ""),
+    ("providers.twilio (twilio, requests, urllib3)", "import providers.twilio.provider"),
+    ("providers.fcm (pyfcm, google-auth)", "import providers.fcm.provider"),
+    ("providers.modem (pyserial-asyncio-fast)", "import providers.modem.provider"),
+    ("prometheus_client ([metrics] enabled)", "import daemon.metrics"),
+    ("aiosmtplib (first e-mail)", "import aiosmtplib"),
+    ("twilio.twiml (first inbound SMS)", "import twilio.twiml.messaging_response"),
+    ("argon2-cffi (first password)", "import argon2"),
+    ("PyJWT + cryptography (first login)", "import jwt, jwt.algorithms"),
+]
+# What daemon/lean.py keeps out: the same imports with those parts loaded as before (httpx
+# imports its CLI itself when rich and click are installed; FastAPI imports pydantic.v1 at
+# its first route), each in a fresh interpreter.
+WITH_LEAN = "import daemon.lean; daemon.lean.skip_unused_imports(); import daemon.api.app"
+WITHOUT_LEAN = "import httpx, httpx._main, pydantic.v1, daemon.api.app"
+
+_MEASURE = """
+import sys, json
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1])
+out = [rss()]
+for statement in json.loads(sys.argv[1]):
+    if statement:
+        exec(statement)
+    out.append(rss())
+print(json.dumps(out))
+"""
+
+
+def _rss_steps(statements: list[str]) -> list[int]:
+    """VmRSS (KiB) of a fresh interpreter at its start and after each statement."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, json.dumps(statements)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return list(json.loads(done.stdout))
+
+
+def import_costs() -> list[tuple[str, float, float]]:
+    """(label, MiB this step added, MiB in all) for IMPORT_STEPS in one fresh interpreter."""
+    kib = _rss_steps([statement for _, statement in IMPORT_STEPS])
+    rows = [("python itself (after site)", kib[0] / MIB, kib[0] / MIB)]
+    for (label, _), before, after in zip(IMPORT_STEPS, kib[:-1], kib[1:], strict=True):
+        rows.append((label, (after - before) / MIB, after / MIB))
+    return rows
+
+
+def lean_saving() -> float:
+    """MiB that daemon/lean.py saves on the daemon's own imports."""
+    return (_rss_steps([WITHOUT_LEAN])[-1] - _rss_steps([WITH_LEAN])[-1]) / MIB
+
+
+class SimulatorThread:
+    """The modem simulator on its own event loop in a thread of this process."""
+
+    def __init__(self, link: Path) -> None:
+        self.sim = ModemSimulator(link=link)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> SimulatorThread:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.sim.start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.sim.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def idle_figures(folder: Path, config: dict[str, dict[str, Any]], settle: float) -> str:
+    daemon = Daemon(folder, config)
+    with daemon:
+        daemon.wait_ready(timeout=60)
+        time.sleep(settle)
+        if daemon.proc is not None and daemon.proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited:\n{daemon.tail()}")
+        s = proc_sample(daemon.pid)
+        fds = len(os.listdir(f"/proc/{daemon.pid}/fd"))
+    return (
+        f"RSS {s.rss_kib / MIB:6.1f} MiB   VmHWM {s.hwm_kib / MIB:6.1f} MiB   "
+        f"threads {s.threads:2d}   fds {fds:3d}"
+    )
+
+
+def every_provider(folder: Path, settle: float) -> str:
+    link = folder / "modem"
+    with (
+        TwilioPeer() as twilio,
+        FcmPeer() as fcm,
+        TgtgPeer() as tgtg,
+        running_fast2sms() as fast2sms,
+        SimulatorThread(link),
+    ):
+        account = fcm.write_service_account(folder / "fcm.json")
+        config = base_config(
+            folder,
+            free_port(),
+            sms={"chain": ["twilio", "fast2sms", "modem", "console"]},
+            twilio={
+                "account_sid": ACCOUNT_SID,
+                "auth_token": AUTH_TOKEN,
+                "from_number": "+15005550006",
+                "base_url": twilio.base_url,
+            },
+            fast2sms={"api_key": FAST2SMS_KEY, "base_url": fast2sms.base_url},
+            modem={"port": str(link)},
+            fcm={"service_account_file": str(account), "base_url": fcm.base_url},
+            smtp={"host": "127.0.0.1", "port": free_port(), "from_address": "shop@example.com"},
+            tgtg={"base_url": tgtg.base_url},
+            metrics={"enabled": True},
+        )
+        return idle_figures(folder, config, settle)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--settle", type=float, default=20.0, help="seconds idle before reading (default 20)"
+    )
+    args = parser.parse_args()
+    print("shopbell idle memory")
+    print(machine_line())
+    print(code_line())
+    print(f"\nthe daemon, idle {args.settle:g} s after ready:")
+    with tempfile.TemporaryDirectory(prefix="shopbell-idle-") as tmp:
+        folder = Path(tmp) / "defaults"
+        folder.mkdir()
+        defaults = idle_figures(folder, base_config(folder, free_port()), args.settle)
+        print(f"  defaults (console only)   {defaults}")
+        folder = Path(tmp) / "every"
+        folder.mkdir()
+        print(f"  every provider configured {every_provider(folder, args.settle)}")
+    print("\nwhat each import adds, in a fresh interpreter (cumulative, in this order):")
+    print(f"  {'step':<48} {'adds MiB':>8} {'total MiB':>9}")
+    for label, added, total in import_costs():
+        if label.startswith("--"):
+            print(f"  {label}")
+            continue
+        print(f"  {label:<48} {added:8.1f} {total:9.1f}")
+    print(
+        f"\ndaemon/lean.py keeps httpx's CLI (rich, pygments) and pydantic.v1 out: "
+        f"{lean_saving():.1f} MiB less"
+    )
+
+
+if __name__ == "__main__":
+    main()

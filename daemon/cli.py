@@ -12,7 +12,7 @@ import platform
 import signal
 import sqlite3
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 from urllib.parse import quote
@@ -35,16 +35,13 @@ from daemon.config import (
     reference_config_text,
 )
 from daemon.lifecycle import EXIT_BAD_CONFIG, Overrides, run_daemon
+from daemon.lock import AlreadyRunningError, InstanceLock, LockError
 from daemon.outbox.service import EnqueueError
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir, write_private_file
-from providers.modem.driver import PARKED_STATES, ModemDriver, ModemInfo, ModemState
-from providers.modem.pdu import PduError, encode_submit
-from providers.modem.pdu import as_json as pdu_json
-from providers.modem.pdu import decode as decode_pdu
-from providers.modem.simulator import ModemSimulator, run_simulator
 from providers.modem.simulator_profiles import PROFILES as SIMULATOR_PROFILES
 from storage.admin import backup_file, check_file, migrate_file
 from storage.errors import StorageError
+from storage.restore import restore_file
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -181,6 +178,33 @@ def db_backup(ctx: click.Context, dest: Path, overwrite: bool) -> None:
     except StorageError as exc:
         _fail(str(exc))
     click.echo(f"backed up {path} to {result.path} ({result.size_bytes} bytes)")
+
+
+@db.command("restore")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def db_restore(ctx: click.Context, source: Path) -> None:
+    """Replace the database with the backup SOURCE, after checking it (daemon stopped).
+
+    SOURCE must be a sound SQLite file of this or an older shopbell. The current database
+    is kept beside it as <name>.before-restore-<time>; a bad SOURCE changes nothing.
+    """
+    path = _load(ctx).settings.database_path
+    try:
+        ensure_private_dir(path.parent, purpose="database folder")
+        # Held throughout, so a daemon cannot start on the file while it is being swapped.
+        with InstanceLock(path):
+            result = restore_file(source, path, now=datetime.now(UTC))
+    except AlreadyRunningError as exc:
+        _fail(f"{exc}. A restore needs the daemon stopped; nothing was changed.")
+    except (LockError, PathError, StorageError) as exc:
+        _fail(str(exc))
+    click.echo(f"checked {result.source}: integrity ok")
+    if result.kept is not None:
+        click.echo(f"kept the previous database as {result.kept}")
+    click.echo(f"restored {result.database} from {result.source} ({result.size_bytes} bytes)")
+    if result.pending:
+        click.echo(f"{len(result.pending)} migrations will be applied at the next start")
 
 
 @db.command("check")
@@ -525,6 +549,10 @@ def modem_simulate(
     It prints the device path: set [modem] port to it and run `shopbell run` in another
     terminal to send and receive SMS with no hardware.
     """
+    # The modem's modules load only for the commands that use them: `shopbell run` without a
+    # modem should not carry them.
+    from providers.modem.simulator import ModemSimulator, run_simulator
+
     sim = ModemSimulator(
         link=link,
         profile=profile,
@@ -569,6 +597,8 @@ def modem_probe(ctx: click.Context, port: str | None, wait: float) -> None:
     device = port or conf.port
     if not device:
         _fail("no modem port: give --port or set [modem] port")
+    from providers.modem.driver import PARKED_STATES, ModemDriver, ModemInfo, ModemState
+
     driver = ModemDriver(
         port=device,
         baudrate=conf.baudrate,
@@ -621,6 +651,10 @@ def pdu() -> None:
 )
 def pdu_decode(hex_pdu: str, with_smsc: bool | None) -> None:
     """Decode one PDU (as AT+CMGR or AT+CMGL show it) and print it as JSON."""
+    from providers.modem.pdu import PduError
+    from providers.modem.pdu import as_json as pdu_json
+    from providers.modem.pdu import decode as decode_pdu
+
     try:
         decoded = decode_pdu(hex_pdu, smsc=with_smsc)
     except PduError as exc:
@@ -635,6 +669,8 @@ def pdu_decode(hex_pdu: str, with_smsc: bool | None) -> None:
 @click.argument("text")
 def pdu_encode(to: str, no_report: bool, validity: int | None, text: str) -> None:
     """Encode TEXT to --to as SMS-SUBMIT PDUs (one per segment) and print them as JSON."""
+    from providers.modem.pdu import PduError, encode_submit
+
     try:
         parts = encode_submit(
             to, text, concat_ref=1, status_report=not no_report, validity_seconds=validity
@@ -816,10 +852,115 @@ def report(ctx: click.Context, kind: str, day: datetime | None, as_json: bool, s
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, for machines.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check config, database, daemon, providers, modem, TGTG accounts, clock, disk, backups.
+
+    One line per check: OK, WARN or FAIL, what was found and what to do. Providers get a live
+    probe that sends nothing; nothing is changed. Exits 1 when anything FAILs.
+    """
+    from daemon import doctor as checks  # its probes' imports are needed by no other command
+
+    report = asyncio.run(checks.diagnose(ctx.obj["config"]))
+    click.echo(checks.as_json(report) if as_json else checks.as_text(report))
+    sys.exit(0 if report.ok else 1)
+
+
+@cli.command()
 def version() -> None:
     """Print shopbell's version and what it runs on."""
     click.echo(f"shopbell {__version__}")
     click.echo(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}")
+
+
+@cli.command("tui")
+@click.option("--url", default=None, help="The daemon's URL (overrides [tui] url).")
+@click.option("--token", default=None, help="Its API token (overrides [tui] token).")
+@click.pass_context
+def tui_command(ctx: click.Context, url: str | None, token: str | None) -> None:
+    """Open the shopkeeper's terminal UI on the daemon (this machine's unless told otherwise).
+
+    When a local daemon is not running, the app says so and offers to start it.
+    """
+    from daemon.tui_target import TargetError, resolve_target, start_local_daemon
+
+    loaded = _load(ctx)
+    try:
+        target = resolve_target(loaded.settings, url, token)
+    except (TargetError, PathError) as exc:
+        _fail(str(exc))
+    # The one place the daemon's package reaches the TUI (the composition root).
+    from tui.app import ShopbellApp
+    from tui.client import ApiClient
+
+    def start() -> str:
+        return start_local_daemon(loaded.settings, ctx.obj["config"])
+
+    app = ShopbellApp(
+        ApiClient(target.url, target.token),
+        local=target.local,
+        start_daemon=start if target.local else None,
+    )
+    app.run()
+
+
+@cli.group(context_settings=CONTEXT)
+def service() -> None:
+    """Run shopbell as a systemd service: install its unit, read its state."""
+
+
+@service.command("install")
+@click.option("--user", "user_unit", is_flag=True, help="A service of your own user; no root.")
+@click.option("--dry-run", is_flag=True, help="Print the unit and the commands; change nothing.")
+@click.option(
+    "--unit-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write the unit here instead of systemd's folder (packaging, tests).",
+)
+@click.option("--run-as", default="shopbell", show_default=True, help="The system service's user.")
+@click.pass_context
+def service_install(
+    ctx: click.Context, user_unit: bool, dry_run: bool, unit_dir: Path | None, run_as: str
+) -> None:
+    """Write the systemd unit for this installation, enable it and start it.
+
+    The system service (root needed) runs as --run-as with --config, else
+    /etc/shopbell/config.toml (written with data_dir /var/lib/shopbell when missing); --user
+    writes ~/.config/systemd/user/shopbell.service. Re-run it after an upgrade.
+    """
+    from daemon.service_unit import ServiceError, install
+
+    try:
+        install(
+            user_unit=user_unit,
+            config=ctx.obj["config"],
+            unit_dir=unit_dir,
+            dry_run=dry_run,
+            say=click.echo,
+            run_as=run_as,
+        )
+    except ServiceError as exc:
+        _fail(str(exc))
+
+
+@service.command("status")
+@click.option("--user", "user_unit", is_flag=True, help="The service of your own user.")
+def service_status(user_unit: bool) -> None:
+    """Show the service as systemd sees it: state, pid, start time, restarts, status line.
+
+    Exits 0 when it runs, 3 when it does not (as `systemctl status` does).
+    """
+    from daemon.service_unit import ServiceError, status
+
+    try:
+        found = status(user_unit=user_unit, say=click.echo)
+    except ServiceError as exc:
+        _fail(str(exc))
+    for line in found.lines(user_unit):
+        click.echo(line)
+    sys.exit(0 if found.running else 3)
 
 
 def main() -> None:

@@ -388,10 +388,35 @@ class ReportsSettings(_Section):
         return value.strip()
 
 
+class TuiSettings(_Section):
+    """Which daemon `shopbell tui` opens: this machine's by default, or one elsewhere."""
+
+    url: str = ""
+    token: SecretStr = SecretStr("")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not a URL like 'http://192.168.1.20:8765'")
+        return value
+
+
+class MetricsSettings(_Section):
+    """The optional Prometheus /metrics endpoint."""
+
+    enabled: bool = False
+    public: bool = False
+
+
 class LoggingSettings(_Section):
     """What the daemon writes to its log."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: str = ""
+    max_bytes: int = Field(default=10_485_760, ge=4096, le=1_073_741_824)
+    backups: int = Field(default=5, ge=1, le=100)
 
 
 class DatabaseSettings(_Section):
@@ -416,6 +441,71 @@ class ShutdownSettings(_Section):
         )
 
 
+class OwnerSettings(_Section):
+    """Who the daemon tells when something needs a person, and how often at most."""
+
+    phone: str = ""
+    email: str = ""
+    max_per_hour: int = Field(default=6, ge=1, le=100)
+    provider_down_minutes: int = Field(default=15, ge=1, le=1440)
+    disk_free_min_mb: int = Field(default=200, ge=1, le=1_000_000)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        from daemon.outbox.phones import InvalidPhone, to_e164
+
+        if not value.strip():
+            return ""
+        try:
+            return to_e164(value)
+        except InvalidPhone as exc:
+            raise ValueError(f"{exc} (an international number like '+33612345678')") from None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _EMAIL.fullmatch(value):
+            raise ValueError(f"{value!r} is not an e-mail address like 'owner@example.com'")
+        return value
+
+
+class BackupSettings(_Section):
+    """The nightly online backup of the database, and how many are kept."""
+
+    dir: str = ""
+    at: str = "03:30"
+    keep: int = Field(default=7, ge=1, le=365)
+
+    @field_validator("at")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        return _check_time(value)
+
+
+class RetentionSettings(_Section):
+    """How long the message log, inbound messages and job runs are kept."""
+
+    messages_days: int = Field(default=180, ge=0, le=36_500)
+    at: str = "04:00"
+
+    @field_validator("at")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        return _check_time(value)
+
+
+def _check_time(value: str) -> str:
+    from datetime import time
+
+    try:
+        time.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time like '03:30'") from None
+    return value.strip()
+
+
 class Settings(_Section):
     """All of shopbell's settings; every key has a default."""
 
@@ -436,6 +526,11 @@ class Settings(_Section):
     tgtg: TgtgSettings = TgtgSettings()
     smtp: SmtpSettings = SmtpSettings()
     reports: ReportsSettings = ReportsSettings()
+    tui: TuiSettings = TuiSettings()
+    owner: OwnerSettings = OwnerSettings()
+    backup: BackupSettings = BackupSettings()
+    retention: RetentionSettings = RetentionSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def data_dir(self) -> Path:
@@ -451,6 +546,19 @@ class Settings(_Section):
             return self.data_dir / "shopbell.db"
         path = Path(self.paths.database).expanduser()
         return path if path.is_absolute() else self.data_dir / path
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where the nightly backups go; relative paths are relative to the data folder."""
+        if not self.backup.dir:
+            return self.data_dir / "backups"
+        path = Path(self.backup.dir).expanduser()
+        return path if path.is_absolute() else self.data_dir / path
+
+    @property
+    def owner_phone(self) -> str:
+        """The owner's phone for alerts: [owner] phone, else [tgtg] or [reports] owner_phone."""
+        return self.owner.phone or self.tgtg.owner_phone or self.reports.owner_phone
 
     @property
     def token_path(self) -> Path:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -26,26 +27,33 @@ from daemon.backoffice import report_mail
 from daemon.backoffice.service import BackOffice, build_backoffice
 from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
+from daemon.http_client import build_http_client
 from daemon.inbound import InboundService
 from daemon.lock import InstanceLock, LockError
-from daemon.logs import setup_logging, update_logging
+from daemon.logs import log_file_path, setup_logging, update_logging
+from daemon.maintenance import Care, build_care, build_owner_alerts
 from daemon.otp.service import OtpService, build_otp_service
 from daemon.outbox.dispatcher import Dispatcher
 from daemon.outbox.policy import RetryPolicy
 from daemon.outbox.router import Router
 from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from daemon.outbox.wiring import ChainReport, build_router
+from daemon.owner import OwnerAlerts
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir
 from daemon.push import PushService, push_health
 from daemon.scheduler import JobSpec, Scheduler
+from daemon.systemd import Notifier
 from daemon.tgtg.watcher import Watcher, WatcherSettings
-from providers.modem.provider import ModemInbound, ModemProvider, ModemReport
 from providers.tgtg.client import TgtgClient
 from storage.database import Database
 from storage.errors import StorageError
 from storage.messages import count_by_status
 from storage.optouts import opt_out
 from storage.parts import apply_part_report
+
+if TYPE_CHECKING:
+    from daemon.metrics import Metrics
+    from providers.modem.provider import ModemInbound, ModemReport
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +130,11 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.tgtg: Watcher | None = None
         self.backoffice: BackOffice | None = None
+        self.owner: OwnerAlerts | None = None
+        self.care: Care | None = None
+        self.metrics: Metrics | None = None
         self.api_token = ""
+        self.systemd = Notifier(self.environ)
 
     async def run(self) -> int:
         """Start, serve until SIGINT/SIGTERM, stop; the process exit code."""
@@ -130,6 +142,8 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        # From the first moment: a start that hangs is restarted by systemd's watchdog too.
+        self.systemd.start_watchdog()
         try:
             try:
                 await self._start()
@@ -140,7 +154,9 @@ class Daemon:
                 await self._stop.wait()
             return EXIT_OK
         finally:
+            self.systemd.stopping()
             await self._shutdown()
+            await self.systemd.close()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
@@ -185,10 +201,7 @@ class Daemon:
             f"applied {len(applied)} migrations" if applied else "schema up to date",
         )
 
-        self.http = httpx.AsyncClient(
-            timeout=HTTP_TIMEOUT_SECONDS,
-            headers={"User-Agent": f"shopbell/{__version__}"},
-        )
+        self.http = build_http_client(HTTP_TIMEOUT_SECONDS)
         self._stages.append(_Stage("http client", HTTP_CLIENT_CLOSE_SECONDS, self.http.aclose))
         log.info("http client: ready (timeout %.0fs)", HTTP_TIMEOUT_SECONDS)
 
@@ -196,6 +209,11 @@ class Daemon:
         self.chain = chain
         self._stages.append(_Stage("providers", PROVIDERS_CLOSE_SECONDS, self.router.close))
         await self._report_providers(chain)
+        if settings.metrics.enabled:
+            # Imported only when on: prometheus_client costs idle memory (a small Pi).
+            from daemon.metrics import Metrics
+
+            self.metrics = Metrics(self.db, self.clock, self.router)
         outbox = settings.outbox
         self.dispatcher = Dispatcher(
             self.db,
@@ -209,6 +227,7 @@ class Daemon:
             lease_seconds=outbox.lease_seconds,
             batch_size=outbox.batch_size,
             on_opt_out=self._record_opt_out,
+            on_outcome=self.metrics.observe_send if self.metrics is not None else None,
         )
         self.outbox = Outbox(
             self.db,
@@ -217,6 +236,11 @@ class Daemon:
             max_segments=settings.sms.max_segments,
             wake=self.dispatcher.wake,
         )
+        # Built right after the outbox, so every later part can tell the owner something.
+        self.owner = build_owner_alerts(settings, self.db, self.clock, self.outbox)
+        self.care = build_care(settings, self.db, self.clock, self.owner)
+        if await self.owner.resume():
+            log.info("owner: queued the alerts a crash left unsent")
         self.inbound = InboundService(
             self.db, self.clock, settings.sms.help_text, default_region=settings.sms.default_region
         )
@@ -236,6 +260,8 @@ class Daemon:
             raise StartupError(str(exc)) from None
         await self._start_modem()
         self.tgtg = self._build_tgtg()
+        if self.metrics is not None:
+            self.metrics.count_polls(self.tgtg)
 
         try:
             sock = bind_socket(settings.api.host, settings.api.port)
@@ -253,7 +279,10 @@ class Daemon:
             health_sources={
                 "sms": self._sms_health,
                 "push": self._push_health,
+                "email": self._email_health,
                 "tgtg": self._tgtg_health,
+                # Open owner alerts, for `shopbell doctor` and the TUI's dashboard.
+                "owner": self.owner.health,
             },
             settings=settings,
             outbox=self.outbox,
@@ -261,6 +290,7 @@ class Daemon:
             otp=self.otp,
             tgtg=self.tgtg,
             backoffice=backoffice,
+            metrics=self.metrics,
         )
         server = ApiServer(create_app(ctx), sock)
         self.api_server = server
@@ -288,6 +318,7 @@ class Daemon:
         for spec in self._jobs():
             self.scheduler.add(spec)
         self.scheduler.start()
+        ctx.jobs = self.scheduler.next_runs
         jobs_budget = settings.shutdown.scheduler_seconds
         self._stages.append(
             _Stage(
@@ -303,6 +334,16 @@ class Daemon:
             self.loaded.source_label,
             url,
         )
+        await self.systemd.ready(self._status_line)
+
+    async def _status_line(self) -> str:
+        """What `systemctl status shopbell` shows: where it serves and what waits."""
+        assert self.db is not None
+        queue = await self.db.execute(count_by_status)
+        line = f"serving on {self.api_url}; {queue.get('queued', 0)} queued"
+        if queue.get("sending"):
+            line += f", {queue['sending']} sending"
+        return line
 
     async def _report_providers(self, chain: ChainReport) -> None:
         assert self.router is not None
@@ -357,6 +398,8 @@ class Daemon:
                 self._report_trigger(self.settings.reports.weekly_on),
                 misfire_grace_seconds=3600,
             ),
+            # Nightly backup, daily retention, the free-disk check every 10 minutes.
+            *(self.care.jobs() if self.care is not None else []),
         ]
 
     def _report_trigger(self, day_of_week: str | None = None) -> CronTrigger:
@@ -407,12 +450,22 @@ class Daemon:
             active_hours=tgtg.active_hours,
             backoff_max_seconds=tgtg.backoff_max_seconds,
             blocked_seconds=tgtg.blocked_seconds,
-            owner_phone=tgtg.owner_phone,
             timezone=self.settings.shop.timezone,
         )
-        if not tgtg.owner_phone:
-            log.info("tgtg: no [tgtg] owner_phone: a block of the watcher is only logged")
-        return Watcher(self.db, self.clock, client, settings, outbox=self.outbox, push=self.push)
+        # A block is told to the owner through OwnerAlerts ([owner], else [tgtg] owner_phone).
+        watcher = Watcher(
+            self.db,
+            self.clock,
+            client,
+            settings,
+            outbox=self.outbox,
+            push=self.push,
+            owner=self.owner,
+        )
+        # The sales-window timer polls at an announced window's time, between ticks.
+        watcher.start()
+        self._stages.append(_Stage("tgtg windows", Watcher.STOP_SECONDS, watcher.stop))
+        return watcher
 
     async def _sweep_otp(self) -> str:
         assert self.otp is not None
@@ -421,11 +474,18 @@ class Daemon:
     async def _check_providers(self) -> str:
         assert self.router is not None
         health = await self.router.health()
+        if self.care is not None:
+            await self.care.providers.observe(health)
         return ", ".join(f"{name} {h.state}" for name, h in sorted(health.items()))
 
     async def _start_modem(self) -> None:
         """Hand the modem its inbound and report handlers and let it connect in the background."""
         assert self.router is not None
+        if not self.settings.modem.configured:
+            return
+        # Loaded only with a modem configured (3 MB a daemon without one need not carry).
+        from providers.modem.provider import ModemProvider
+
         for slot in self.router.slots():
             if isinstance(slot.provider, ModemProvider):
                 slot.provider.on_inbound = self._modem_inbound
@@ -506,6 +566,17 @@ class Daemon:
     async def _push_health(self) -> dict[str, object]:
         assert self.router is not None
         return await push_health(self.router)
+
+    async def _email_health(self) -> dict[str, object]:
+        """The e-mail chain (SMTP, or the console) for the dashboard, shaped like push's."""
+        assert self.router is not None
+        providers = await self.router.health("email")
+        states = {h.state for h in providers.values()}
+        return {
+            "state": "ok" if states == {"ok"} else "down" if states <= {"down"} else "degraded",
+            "chain": [slot.name for slot in self.router.chain("email")],
+            "providers": {n: {"state": h.state, "detail": h.detail} for n, h in providers.items()},
+        }
 
     async def _record_opt_out(self, channel: str, recipient: str, reason: str) -> None:
         assert self.db is not None
@@ -609,7 +680,18 @@ def run_daemon(
         setup_logging("INFO")
         log.error("%s", exc)
         return EXIT_BAD_CONFIG
-    setup_logging(settings.logging.level, secret_values(settings))
+    try:
+        setup_logging(
+            settings.logging.level,
+            secret_values(settings),
+            file=log_file_path(settings),
+            max_bytes=settings.logging.max_bytes,
+            backups=settings.logging.backups,
+        )
+    except PathError as exc:
+        setup_logging("INFO", secret_values(settings))
+        log.error("cannot start: %s", exc)
+        return EXIT_STARTUP_FAILED
     daemon = Daemon(loaded=loaded, config_arg=config_arg, overrides=overrides, environ=environ)
     # uvloop when installed (not on Windows): the same asyncio API, a cheaper event loop.
     try:

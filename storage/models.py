@@ -53,6 +53,10 @@ class Subscriber(_Record):
     verified_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # TGTG items to alert for; empty: every favourite.
+    watch_items: tuple[str, ...]
+    # Opt-in: an alert when an available item's price goes down.
+    price_drop_alerts: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +320,20 @@ class JobRun(_Record):
     finished_at: datetime | None
     outcome: JobOutcome
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerAlert(_Record):
+    """One time the owner was (or is being) told that `key` needs them."""
+
+    id: int
+    key: str
+    text: str
+    subject: str | None
+    raised_at: datetime
+    # None until its messages are in the outbox (a crash may come in between).
+    queued_at: datetime | None
+    cleared_at: datetime | None
 
 
 def parse_time(value: str | datetime) -> datetime:

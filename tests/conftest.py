@@ -11,6 +11,9 @@ import pytest
 from daemon.clock import ManualClock
 from storage.database import Database
 
+# Set when the tests themselves run under systemd; a test daemon must not talk to that systemd.
+SYSTEMD_VARIABLES = ("JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -20,7 +23,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     for name in list(os.environ):
-        if name.startswith("SHOPBELL_") or name == "JOURNAL_STREAM":
+        if name.startswith("SHOPBELL_") or name in SYSTEMD_VARIABLES:
             monkeypatch.delenv(name)
     return home
 

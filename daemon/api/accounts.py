@@ -247,7 +247,7 @@ async def list_accounts(
     ctx: Ctx,
     role: Annotated[Role | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> AccountsResponse:
     await require_actor(request, ctx, "accounts.read")
     found = await backoffice(ctx).accounts.list(role=role, limit=limit, offset=offset)

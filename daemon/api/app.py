@@ -12,6 +12,7 @@ from daemon.api import health, index, messages, notifications, otp, webhooks
 from daemon.api import orders as orders_api
 from daemon.api import products as products_api
 from daemon.api import reports as reports_api
+from daemon.api import stats as stats_api
 from daemon.api import subscribers as subscribers_api
 from daemon.api import tgtg as tgtg_api
 from daemon.api.auth import BearerAuthMiddleware, LoginVerifier, add_bearer_security
@@ -49,6 +50,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
         app.include_router(backoffice.router)
     app.include_router(subscribers_api.router)
     app.include_router(tgtg_api.router)
+    app.include_router(stats_api.router)
+    if ctx.metrics is not None:
+        # Imported only here: with metrics off, prometheus_client is never loaded.
+        from daemon.api import metrics as metrics_api
+
+        app.include_router(metrics_api.router)
     _install_openapi_security(app)
 
     # add_middleware puts each new one outside the previous: the last added runs first.

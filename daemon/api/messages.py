@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.context import ApiContext, get_ctx
@@ -25,6 +26,8 @@ from storage.models import Message, MessageEvent
 router = APIRouter()
 
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
+# Ids fit SQLite's INTEGER: a larger number is a 422 naming the field, not an OverflowError.
+MessageId = Annotated[int, PathParam(ge=1, le=2**62)]
 MessageStatusName = Literal[
     "queued", "sending", "sent", "delivered", "undelivered", "failed", "cancelled"
 ]
@@ -198,7 +201,7 @@ async def get_messages(
     since: Annotated[datetime | None, Query(description="created at or after (ISO-8601)")] = None,
     until: Annotated[datetime | None, Query(description="created before (ISO-8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="id to page back from")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="id to page back from")] = None,
 ) -> MessagePage:
     if recipient is not None and channel in (None, "sms") and ctx.outbox is not None:
         # Not a phone: match it as written (push tokens, e-mail addresses).
@@ -220,7 +223,7 @@ async def get_messages(
 
 
 @router.get("/api/v1/messages/{message_id}", summary="One message with its history")
-async def get_one(message_id: int, ctx: Ctx) -> MessageDetail:
+async def get_one(message_id: MessageId, ctx: Ctx) -> MessageDetail:
     def read(conn: Any) -> tuple[Message | None, list[MessageEvent]]:
         return get_message(conn, message_id), get_events(conn, message_id)
 
@@ -231,7 +234,7 @@ async def get_one(message_id: int, ctx: Ctx) -> MessageDetail:
 
 
 @router.post("/api/v1/messages/{message_id}/cancel", summary="Cancel a queued message")
-async def cancel(message_id: int, ctx: Ctx) -> MessageDetail:
+async def cancel(message_id: MessageId, ctx: Ctx) -> MessageDetail:
     try:
         await _outbox(ctx).cancel(message_id)
     except LookupError:
@@ -242,7 +245,7 @@ async def cancel(message_id: int, ctx: Ctx) -> MessageDetail:
 
 
 @router.post("/api/v1/messages/{message_id}/retry", summary="Send a failed message again")
-async def retry(message_id: int, ctx: Ctx) -> MessageDetail:
+async def retry(message_id: MessageId, ctx: Ctx) -> MessageDetail:
     try:
         await _outbox(ctx).retry(message_id)
     except LookupError:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from daemon.api.context import ApiContext, get_ctx
@@ -27,6 +28,8 @@ from storage.push import (
 router = APIRouter()
 
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
+# Ids fit SQLite's INTEGER: a larger number is a 422 naming the field, not an OverflowError.
+RowId = Annotated[int, PathParam(ge=1, le=2**62)]
 # Types only here (the JSON must be text, a list, ...); the rules FCM sets (sizes, topic
 # names, token shapes) are the push service's, so every caller meets the same ones.
 Token = Annotated[StrictStr, Field(max_length=MAX_TOKEN_LENGTH)]
@@ -73,7 +76,7 @@ class NotificationCreate(_Body):
 
     tokens: Tokens | None = None
     topic: Annotated[StrictStr, Field(max_length=1000)] | None = None
-    subscriber_id: int | None = Field(default=None, ge=1)
+    subscriber_id: int | None = Field(default=None, ge=1, le=2**62)
     title: Text | None = None
     body: Text
     data: Data | None = None
@@ -167,7 +170,7 @@ class PushTokenCreate(_Body):
     """A device registering (or registering again) its FCM token."""
 
     token: Token
-    subscriber_id: int | None = Field(default=None, ge=1)
+    subscriber_id: int | None = Field(default=None, ge=1, le=2**62)
     platform: Literal["android", "ios", "web"] | None = None
 
 
@@ -316,7 +319,7 @@ async def create_notification(
 async def get_notifications(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="id to page back from")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="id to page back from")] = None,
 ) -> NotificationPage:
     rows = await ctx.db.execute(
         lambda conn: list_notifications(conn, limit=limit, before_id=before)
@@ -331,7 +334,7 @@ async def get_notifications(
     "/api/v1/notifications/{notification_id}",
     summary="One push notification with each token's outcome",
 )
-async def get_one_notification(notification_id: int, ctx: Ctx) -> NotificationDetail:
+async def get_one_notification(notification_id: RowId, ctx: Ctx) -> NotificationDetail:
     def read(conn: Any) -> tuple[Notification | None, list[Message], dict[str, int]]:
         counts = notification_counts(conn, [notification_id]).get(notification_id, {})
         return (
@@ -365,10 +368,10 @@ async def register_token(request: PushTokenCreate, response: Response, ctx: Ctx)
 @router.get("/api/v1/push-tokens", summary="List push tokens, newest first")
 async def get_tokens(
     ctx: Ctx,
-    subscriber_id: Annotated[int | None, Query(ge=1)] = None,
+    subscriber_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     valid: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> PushTokenPage:
     rows = await ctx.db.execute(
         lambda conn: list_tokens(
@@ -380,7 +383,7 @@ async def get_tokens(
 
 
 @router.get("/api/v1/push-tokens/{token_id}", summary="One push token")
-async def get_one_token(token_id: int, ctx: Ctx) -> PushTokenSaved:
+async def get_one_token(token_id: RowId, ctx: Ctx) -> PushTokenSaved:
     row = await ctx.db.execute(lambda conn: get_token(conn, token_id))
     if row is None:
         raise ApiError(404, f"no push token {token_id}")
@@ -390,7 +393,7 @@ async def get_one_token(token_id: int, ctx: Ctx) -> PushTokenSaved:
 @router.delete(
     "/api/v1/push-tokens/{token_id}", summary="Forget a push token (its queued pushes cancelled)"
 )
-async def delete_token(token_id: int, ctx: Ctx) -> PushTokenDeleted:
+async def delete_token(token_id: RowId, ctx: Ctx) -> PushTokenDeleted:
     try:
         row, cancelled = await _push(ctx).delete(token_id)
     except LookupError:

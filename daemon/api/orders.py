@@ -49,7 +49,7 @@ class OrderIn(_Body):
         min_length=1, max_length=MAX_LINES, validation_alias=AliasChoices("items", "products")
     )
     account_id: int | None = Field(
-        default=None, strict=True, ge=1, description="staff only: the customer it is for"
+        default=None, strict=True, ge=1, le=2**62, description="staff only: the customer it is for"
     )
     note: str | None = Field(default=None, max_length=500)
 
@@ -195,9 +195,9 @@ async def _one(request: Request, ctx: ApiContext, order_id: int) -> OrderRespons
     return OrderResponse(order=order_out(placed, office.currency))
 
 
-AccountFilter = Annotated[int | None, Query(ge=1)]
+AccountFilter = Annotated[int | None, Query(ge=1, le=2**62)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**62)]
 
 
 @router.post("/purchase", status_code=201, summary="Record a purchase (supermarket backend)")

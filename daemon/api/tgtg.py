@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.context import ApiContext, get_ctx
@@ -18,6 +19,8 @@ from storage.tgtg import account_of, accounts, favorites_of
 
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
+# Ids fit SQLite's INTEGER: a larger number is a 422 naming the field, not an OverflowError.
+SubscriberId = Annotated[int, PathParam(ge=1, le=2**62)]
 
 
 class AccountOut(BaseModel):
@@ -119,7 +122,7 @@ def _watcher(ctx: ApiContext) -> Watcher:
     status_code=202,
     summary="Start the TGTG e-mail login (TGTG mails a PIN and a link)",
 )
-async def start_login(subscriber_id: int, body: LoginIn, ctx: Ctx) -> AccountDetail:
+async def start_login(subscriber_id: SubscriberId, body: LoginIn, ctx: Ctx) -> AccountDetail:
     watcher = _watcher(ctx)
     subscriber = await ctx.db.execute(lambda c: subscriber_rows.get(c, subscriber_id))
     if subscriber is None:
@@ -135,7 +138,7 @@ async def start_login(subscriber_id: int, body: LoginIn, ctx: Ctx) -> AccountDet
 
 
 @router.post("/api/v1/subscribers/{subscriber_id}/tgtg/pin", summary="Finish the login")
-async def submit_pin(subscriber_id: int, body: PinIn, ctx: Ctx) -> AccountDetail:
+async def submit_pin(subscriber_id: SubscriberId, body: PinIn, ctx: Ctx) -> AccountDetail:
     watcher = _watcher(ctx)
     try:
         account = await watcher.submit_pin(subscriber_id, body.pin)
@@ -147,7 +150,7 @@ async def submit_pin(subscriber_id: int, body: PinIn, ctx: Ctx) -> AccountDetail
 
 
 @router.get("/api/v1/subscribers/{subscriber_id}/tgtg", summary="TGTG state and favourites")
-async def get_account(subscriber_id: int, ctx: Ctx) -> AccountDetail:
+async def get_account(subscriber_id: SubscriberId, ctx: Ctx) -> AccountDetail:
     account = await ctx.db.execute(lambda c: account_of(c, subscriber_id))
     if account is None:
         raise ApiError(404, f"subscriber {subscriber_id} has no TGTG login")
@@ -165,7 +168,7 @@ async def list_accounts(ctx: Ctx) -> AccountList:
 
 @router.get("/api/v1/tgtg/favorites", summary="Watched items with their last counts")
 async def list_favorites(
-    ctx: Ctx, subscriber_id: Annotated[int | None, Query(ge=1)] = None
+    ctx: Ctx, subscriber_id: Annotated[int | None, Query(ge=1, le=2**62)] = None
 ) -> FavoriteList:
     found = await ctx.db.execute(lambda c: favorites_of(c, subscriber_id))
     return FavoriteList(favorites=[FavoriteOut.of(f) for f in found])

@@ -29,6 +29,8 @@ def subscriber(**over: Any) -> dict[str, Any]:
         "verified_at": NOW,
         "created_at": NOW,
         "updated_at": NOW,
+        "watch_items": '["774625"]',
+        "price_drop_alerts": 1,
     } | over
 
 
@@ -257,6 +259,17 @@ def job_run(**over: Any) -> dict[str, Any]:
     } | over
 
 
+def owner_alert(**over: Any) -> dict[str, Any]:
+    return {
+        "key": "disk-low",
+        "text": "the disk is nearly full",
+        "subject": None,
+        "raised_at": NOW,
+        "queued_at": NOW,
+        "cleared_at": None,
+    } | over
+
+
 def populate(db: sqlite_utils.Database) -> dict[str, int]:
     """One linked row in every table; returns each table's row id."""
     ids: dict[str, int] = {}
@@ -285,4 +298,5 @@ def populate(db: sqlite_utils.Database) -> dict[str, int]:
     ids["order_lines"] = insert(db, "order_lines", order_line(ids["orders"], ids["products"]))
     ids["reports"] = insert(db, "reports", report())
     ids["job_runs"] = insert(db, "job_runs", job_run())
+    ids["owner_alerts"] = insert(db, "owner_alerts", owner_alert())
     return ids

@@ -33,6 +33,7 @@ TABLES = {
     "order_lines",
     "reports",
     "job_runs",
+    "owner_alerts",
 }
 
 # Named indexes: name -> (table, columns).
@@ -45,6 +46,9 @@ INDEXES = {
     "idx_messages_queued_due_at": ("messages", ["due_at"]),
     "idx_messages_recipient_created_at": ("messages", ["recipient", "created_at"]),
     "idx_messages_created_at": ("messages", ["created_at"]),
+    "idx_messages_status_id": ("messages", ["status", "id"]),
+    "idx_messages_kind_id": ("messages", ["kind", "id"]),
+    "idx_messages_channel_id": ("messages", ["channel", "id"]),
     "idx_messages_provider_provider_message_id": (
         "messages",
         ["provider", "provider_message_id"],
@@ -74,6 +78,8 @@ INDEXES = {
     ),
     "idx_order_lines_product_id": ("order_lines", ["product_id"]),
     "idx_job_runs_job_id_started_at": ("job_runs", ["job_id", "started_at"]),
+    "idx_owner_alerts_key_open": ("owner_alerts", ["key"]),
+    "idx_owner_alerts_raised_at": ("owner_alerts", ["raised_at"]),
 }
 
 # UNIQUE constraints: (table, columns).
@@ -89,6 +95,7 @@ UNIQUES = {
     ("accounts", ("email",)),
     ("products", ("sku",)),
     ("reports", ("kind", "period_start")),
+    ("owner_alerts", ("key",)),
 }
 
 
@@ -324,6 +331,16 @@ BAD_ROWS: dict[str, tuple[str, dict[str, Any], str]] = {
         "subscribers",
         f.subscriber(channels='{"sms": true}'),
         "json_type(channels)",
+    ),
+    "watch list not an array": (
+        "subscribers",
+        f.subscriber(watch_items='"774625"'),
+        "json_type(watch_items)",
+    ),
+    "price-drop flag not 0/1": (
+        "subscribers",
+        f.subscriber(price_drop_alerts=2),
+        "price_drop_alerts IN (0, 1)",
     ),
     "sending without lease": (
         "messages",

@@ -94,6 +94,15 @@ def daemon_env() -> dict[str, str]:
     return env
 
 
+async def until(condition: Callable[[], Any], pilot: Any, seconds: float = 15.0) -> None:
+    """Let the app run until `condition()` holds; fail after `seconds`."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
+
+
 def make_app(
     url: str,
     token: str = TOKEN,

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from tests.daemon.conftest import free_port
 from tests.tui.conftest import LiveDaemon, make_app
+from tests.tui.conftest import until as _until
 from tui.modals.confirm import ConfirmModal
 from tui.widgets.connection_bar import ConnectionBar
-
-
-async def _until(condition: Callable[[], Any], pilot: Any, seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_number_keys_and_palette_switch_modes(live_daemon: LiveDaemon) -> None:

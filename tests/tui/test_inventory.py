@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from textual.widgets import Input, Select, Static
 
 from tests.tui.conftest import LiveDaemon, make_app
+from tests.tui.conftest import until as _until
 from tui.app import ShopbellApp
 from tui.modals.form import FormModal
 from tui.modals.price_change import PriceChangeModal
 from tui.screens.inventory import LOW_STOCK, InventoryScreen
 from tui.widgets.product_table import ProductTable
-
-
-async def _until(condition: Callable[[], Any], pilot: Any, seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _rows(app: ShopbellApp) -> list[list[str]]:

@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import Input, Label, Select
 
 from tests.tui.conftest import TOKEN, LiveDaemon, make_app
+from tests.tui.conftest import until as _until
 from tui.app import ShopbellApp
 from tui.modals.compose import ComposeModal
 from tui.modals.confirm import ConfirmModal
@@ -54,14 +55,6 @@ def other_daemon(
     yield start
     for live in started:
         live.stop()
-
-
-async def _until(condition: Callable[[], Any], pilot: Any, seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _send(live: LiveDaemon, to: str = "+15005550006", body: str = "hello", **extra: Any) -> int:

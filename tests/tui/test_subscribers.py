@@ -14,6 +14,7 @@ from textual.widgets import Input
 from tests.daemon.conftest import REPO, free_port
 from tests.peers.tgtg import PIN, TgtgPeer
 from tests.tui.conftest import TOKEN, LiveDaemon, make_app
+from tests.tui.conftest import until as _until
 from tui.app import ShopbellApp
 from tui.modals.confirm import ConfirmModal
 from tui.modals.form import FormModal
@@ -54,14 +55,6 @@ def live_daemon(shared_daemon: LiveDaemon) -> LiveDaemon:
         url = f"{shared_daemon.url}/api/v1/subscribers/{subscriber['id']}"
         assert httpx.delete(url, headers=headers, timeout=10).status_code == 204
     return shared_daemon
-
-
-async def _until(condition: Callable[[], Any], pilot: Any, seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _rows(app: ShopbellApp) -> list[list[str]]:

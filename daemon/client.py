@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from daemon.config import Settings
 from daemon.paths import read_api_token
 
@@ -34,6 +32,9 @@ class DaemonClient:
         self._token = token
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        # Imported here: `shopbell run` imports this module with the CLI and never calls it.
+        import httpx
+
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
             with httpx.Client(base_url=self.base_url, timeout=TIMEOUT_SECONDS) as http:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import httpx
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -27,7 +26,7 @@ from daemon.backoffice import report_mail
 from daemon.backoffice.service import BackOffice, build_backoffice
 from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
-from daemon.http_client import build_http_client
+from daemon.http_client import SharedHttp
 from daemon.inbound import InboundService
 from daemon.lock import InstanceLock, LockError
 from daemon.logs import log_file_path, setup_logging, update_logging
@@ -118,7 +117,7 @@ class Daemon:
         self._stages: list[_Stage] = []
         self._lock: InstanceLock | None = None
         self.db: Database | None = None
-        self.http: httpx.AsyncClient | None = None
+        self.http: SharedHttp | None = None
         self.api_server: ApiServer | None = None
         self.router: Router | None = None
         self.chain: ChainReport | None = None
@@ -201,9 +200,9 @@ class Daemon:
             f"applied {len(applied)} migrations" if applied else "schema up to date",
         )
 
-        self.http = build_http_client(HTTP_TIMEOUT_SECONDS)
+        # Built when a provider or a TGTG account first needs it, not before.
+        self.http = SharedHttp(HTTP_TIMEOUT_SECONDS)
         self._stages.append(_Stage("http client", HTTP_CLIENT_CLOSE_SECONDS, self.http.aclose))
-        log.info("http client: ready (timeout %.0fs)", HTTP_TIMEOUT_SECONDS)
 
         self.router, chain = build_router(settings, self.http, self.clock)
         self.chain = chain

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import httpx
 
 from daemon.clock import Clock
 from daemon.config import Settings
@@ -19,6 +18,8 @@ from providers.console.provider import ConsoleProvider
 # Each real provider is imported only when it is configured: twilio and pyfcm bring requests,
 # google-auth and more (~15 MB together) that a daemon without them should not carry.
 if TYPE_CHECKING:
+    import httpx
+
     from providers.fast2sms.provider import Fast2SmsProvider
     from providers.fcm.provider import FcmProvider
     from providers.modem.provider import ModemProvider
@@ -44,10 +45,11 @@ class ChainReport:
 
 
 def build_router(
-    settings: Settings, http: httpx.AsyncClient, clock: Clock
+    settings: Settings, http: Callable[[], httpx.AsyncClient], clock: Clock
 ) -> tuple[Router, ChainReport]:
     """The SMS chain of [sms] chain, keeping only the providers that are configured, and the
-    push chain (FCM, or the console).
+    push chain (FCM, or the console). `http()` is the shared client, asked for only by a
+    provider that is configured and speaks HTTP through it.
 
     The console only pretends to send, so it stays in the chain only when no real provider is
     there: failing over from Twilio to the console would mark a message sent that no phone got.
@@ -246,12 +248,12 @@ def _fcm(settings: Settings) -> FcmProvider:
     )
 
 
-def _fast2sms(settings: Settings, http: httpx.AsyncClient) -> Fast2SmsProvider:
+def _fast2sms(settings: Settings, http: Callable[[], httpx.AsyncClient]) -> Fast2SmsProvider:
     from providers.fast2sms.provider import Fast2SmsProvider
 
     conf = settings.fast2sms
     return Fast2SmsProvider(
-        http=http,
+        http=http(),
         api_key=conf.api_key.get_secret_value(),
         base_url=conf.base_url,
         route=conf.route,

@@ -12,9 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from providers.tgtg.errors import (
     TgtgBlocked,
@@ -23,6 +21,9 @@ from providers.tgtg.errors import (
     TgtgRateLimited,
     TgtgUnauthorized,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_BASE_URL = "https://apptoogoodtogo.com/api/"
 APK_VERSION = "24.11.0"
@@ -84,11 +85,15 @@ OnCookie = Callable[[str], Awaitable[None]]
 
 
 class TgtgClient:
-    """One client per daemon; accounts pass their own tokens to each call."""
+    """One client per daemon; accounts pass their own tokens to each call.
+
+    `http()` gives the daemon's shared httpx client; it is asked for at the first request, so
+    a daemon with no TGTG account never builds one.
+    """
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: Callable[[], httpx.AsyncClient],
         *,
         base_url: str = DEFAULT_BASE_URL,
         language: str = "en-GB",
@@ -256,9 +261,12 @@ class TgtgClient:
         access: str | None = None,
         cookie: str | None = None,
     ) -> httpx.Response:
+        # httpx is loaded with the shared client, on the first call (daemon/http_client.py).
+        import httpx
+
         self.requests += 1
         try:
-            return await self._http.post(
+            return await self._http().post(
                 self.base_url + path,
                 json=body,
                 headers=self.headers(access, cookie),

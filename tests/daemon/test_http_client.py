@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from daemon.http_client import build_http_client
+from daemon.http_client import SharedHttp, build_http_client
 
 
 class _CookieSetter(BaseHTTPRequestHandler):
@@ -48,3 +48,14 @@ async def test_a_cookie_set_for_one_call_is_not_sent_with_the_next(server: str) 
         await client.aclose()
     assert _CookieSetter.seen == [None, None]
     assert len(client.cookies.jar) == 0
+
+
+async def test_the_shared_client_is_built_by_its_first_user_and_closed_once(server: str) -> None:
+    shared = SharedHttp(timeout=5)
+    await shared.aclose()  # a daemon that never needed it stops without one
+    assert not shared.built
+    client = shared()
+    assert shared() is client  # every provider and account gets the same pool
+    assert (await client.get(f"{server}/first")).status_code == 200
+    await shared.aclose()
+    assert client.is_closed and not shared.built

@@ -138,7 +138,7 @@ class Rig:
         self.db = db
         self.settings = settings
         self.http = httpx.AsyncClient()
-        self.router, _ = build_router(settings, self.http, SystemClock())
+        self.router, _ = build_router(settings, lambda: self.http, SystemClock())
         self.dispatcher = Dispatcher(
             db,
             self.router,

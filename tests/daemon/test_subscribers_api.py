@@ -35,7 +35,11 @@ async def api(
     async with httpx.AsyncClient() as http:
         outbox = Outbox(db, clock)
         watcher = Watcher(
-            db, clock, TgtgClient(http, base_url=peer.base_url), WatcherSettings(), outbox=outbox
+            db,
+            clock,
+            TgtgClient(lambda: http, base_url=peer.base_url),
+            WatcherSettings(),
+            outbox=outbox,
         )
         ctx = ApiContext(
             db=db,

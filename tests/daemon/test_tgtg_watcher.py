@@ -54,7 +54,7 @@ class World:
         self.push = PushService(db, clock)
 
     def watcher(self, owner_phone: str = "", **settings: Any) -> Watcher:
-        client = TgtgClient(self.http, base_url=self.peer.base_url)
+        client = TgtgClient(lambda: self.http, base_url=self.peer.base_url)
         values = {"poll_seconds": 60.0, "requests_per_minute": 100} | settings
         # The daemon's one place for owner alerts, as lifecycle builds it; new each restart.
         owner = OwnerAlerts(self.db, self.clock, self.outbox, phone=owner_phone)

@@ -4,7 +4,7 @@ favourites with paging, the error bodies seen in the wild, and a control API.
     with TgtgPeer() as peer:
         peer.add_account("ana@example.com")
         peer.add_item("774625", store="Bakery Blue", count=0, favorite_of="ana@example.com")
-        client = TgtgClient(http, base_url=peer.base_url)
+        client = TgtgClient(lambda: http, base_url=peer.base_url)
         ...
         peer.set_count("774625", 3)          # or POST /control/items/774625 {"items_available": 3}
         peer.fail(429, times=1, retry_after="7")

@@ -24,7 +24,7 @@ def peer() -> Iterator[TgtgPeer]:
 @pytest.fixture
 async def client(peer: TgtgPeer) -> AsyncIterator[TgtgClient]:
     async with httpx.AsyncClient() as http:
-        yield TgtgClient(http, base_url=peer.base_url)
+        yield TgtgClient(lambda: http, base_url=peer.base_url)
 
 
 async def login(client: TgtgClient) -> Tokens:
@@ -146,7 +146,7 @@ async def test_error_statuses_map_to_our_errors(
 
 def test_base_url_must_end_in_a_slash() -> None:
     with pytest.raises(ValueError, match="must end in '/'"):
-        TgtgClient(httpx.AsyncClient(), base_url="https://apptoogoodtogo.com/api")
+        TgtgClient(httpx.AsyncClient, base_url="https://apptoogoodtogo.com/api")
 
 
 def test_parse_item_reads_legacy_prices_and_missing_keys() -> None:

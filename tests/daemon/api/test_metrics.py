@@ -222,7 +222,7 @@ async def test_tgtg_polls_and_blocks_are_counted(
     watcher = Watcher(
         db,
         clock,
-        TgtgClient(http, base_url=tgtg_peer.base_url),
+        TgtgClient(lambda: http, base_url=tgtg_peer.base_url),
         WatcherSettings(poll_seconds=60.0, requests_per_minute=100),
         outbox=Outbox(db, clock),
     )

@@ -292,13 +292,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1000, help="requests before measuring")
     parser.add_argument("--runs", type=int, default=3, help="measured /smss runs on one daemon")
     parser.add_argument("--wrk", action="store_true", help="also run wrk (10 s) as a cross-check")
+    parser.add_argument(
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the daemon's [api] event_loop (default asyncio, the daemon's default)",
+    )
     args = parser.parse_args()
     if args.n < 100:
         sys.exit("n must be at least 100 (percentiles)")
 
     print(
         f"shopbell POST /smss: {CONNECTIONS} connections, n={args.n} per run after "
-        f"{args.warmup} warm-up, {args.runs} runs"
+        f"{args.warmup} warm-up, {args.runs} runs, event loop {args.event_loop}"
     )
     print(machine_line())
     print(code_line())
@@ -326,7 +332,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="shopbell-http-") as tmp:
         folder = Path(tmp)
         port = free_port()
-        daemon = Daemon(folder, base_config(folder, port, sms={"chain": ["console"]}))
+        config = base_config(
+            folder, port, sms={"chain": ["console"]}, api={"event_loop": args.event_loop}
+        )
+        daemon = Daemon(folder, config)
         daemon.start()
         try:
             daemon.wait_ready()

@@ -692,16 +692,23 @@ def run_daemon(
         log.error("cannot start: %s", exc)
         return EXIT_STARTUP_FAILED
     daemon = Daemon(loaded=loaded, config_arg=config_arg, overrides=overrides, environ=environ)
-    # uvloop when installed (not on Windows): the same asyncio API, a cheaper event loop.
-    try:
-        import uvloop
-    except ImportError:
-        loop_factory = None
-    else:
-        loop_factory = uvloop.new_event_loop
+    loop_factory = _loop_factory(settings.api.event_loop)
     # Everything built so far lives as long as the process: freezing it keeps the collector's
     # full passes (34 ms over ~100,000 startup objects) from stalling every request now and then.
     gc.collect()
     gc.freeze()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(daemon.run())
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """[api] event_loop: None for Python's own loop, else uvloop's (when it is installed)."""
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("[api] event_loop = uvloop, but uvloop is not installed: using asyncio")
+        return None
+    log.info("event loop: uvloop")
+    return uvloop.new_event_loop

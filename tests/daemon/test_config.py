@@ -111,6 +111,11 @@ def test_port_out_of_range() -> None:
     assert problems == ["api.port: must be less than or equal to 65535 (got 70000)"]
 
 
+def test_event_loop_is_one_of_two() -> None:
+    problems = problems_of(None, {"SHOPBELL_API_EVENT_LOOP": "trio"})
+    assert problems == ["api.event_loop: must be one of 'asyncio' or 'uvloop' (got 'trio')"]
+
+
 def test_invalid_toml_names_the_line(write_config: Callable[..., Path]) -> None:
     path = write_config("[api]\nport = = 3\n")
     problems = problems_of(path)

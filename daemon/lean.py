@@ -1,8 +1,10 @@
-"""Keeps two optional parts of libraries, which shopbell never uses, out of its processes."""
+"""Keeps library parts that shopbell never uses (or rarely) out of its memory."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 # Each name is set to None in sys.modules, so importing it raises ImportError: what each
 # library does when that part is not installed. Measured with bench/idle_memory.py.
@@ -21,3 +23,36 @@ def skip_unused_imports() -> None:
     """Must run before httpx and FastAPI are imported; a part already imported stays."""
     for name in NEVER_IMPORTED:
         sys.modules.setdefault(name, None)
+
+
+@contextlib.contextmanager
+def models_built_on_first_use() -> Iterator[None]:
+    """Pydantic models defined inside the block build their validators at first use.
+
+    Pydantic builds a model's validator and serializer (in Rust, outside Python's heap) when
+    the class is defined; `defer_build` is its own switch for "when first used" instead. It is
+    on only inside the block.
+    """
+    import pydantic  # here, not at the top: `import daemon` runs this module first
+
+    config = pydantic.BaseModel.model_config
+    before = config.get("defer_build")
+    config["defer_build"] = True
+    try:
+        yield
+    finally:
+        if before is None:
+            config.pop("defer_build", None)
+        else:
+            config["defer_build"] = before
+
+
+def import_fastapi() -> None:
+    """Imports FastAPI with the ~40 models of its OpenAPI document built at first use.
+
+    Only /api/openapi.json, /api/docs and the index use them (~1.3 MiB of RSS when built).
+    """
+    if "fastapi" in sys.modules:
+        return
+    with models_built_on_first_use():
+        import fastapi  # noqa: F401 -- imported for its side effect: the modules are loaded

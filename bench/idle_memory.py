@@ -1,10 +1,15 @@
 """Idle memory: the daemon's RSS on defaults and with every provider, and what each import costs.
 
-Usage: .venv/bin/python bench/idle_memory.py [--settle 20]
+Usage: .venv/bin/python bench/idle_memory.py [--settle 20] [--from-source]
 
-1. The real daemon (`python -m daemon --config X run`) started twice and left idle for
-   `--settle` seconds, then its RSS, VmHWM, threads and open fds read from /proc:
-   - **defaults**: console only (no provider configured, no TGTG account);
+0. Bytecode is compiled first (`compileall` on daemon/, storage/ and providers/), as `pip install`
+   or the first run leaves it: compiling ~100 modules from source at each start would add
+   ~1.2 MiB of parser memory that no installed daemon carries. `--from-source` skips it (and
+   still measures whatever bytecode is there).
+1. The real daemon (`python -m daemon --config X run`) started and left idle for `--settle`
+   seconds, then its RSS, VmHWM, threads and open fds read from /proc:
+   - **defaults**: console only (no provider configured, no TGTG account), on a new database,
+     then started again on the same database (the daily case: no migrations to apply);
    - **every provider**: Twilio, Fast2SMS, FCM (fake peers from tests/peers, in this process),
      the modem simulator on a pty (providers.modem.simulator, in a thread of this process),
      SMTP (a host and sender; nothing connects until a report is sent), TGTG (the fake) and
@@ -63,10 +68,11 @@ IMPORT_STEPS: list[tuple[str, str]] = [
         "sqlite3, logging, zoneinfo, tomllib, decimal, csv",
     ),
     ("pydantic", "import pydantic"),
-    ("fastapi (+ starlette, opentelemetry-api)", "import fastapi"),
-    ("httpx", "import httpx"),
+    (
+        "fastapi (+ starlette, opentelemetry-api)",
+        "import daemon.lean; daemon.lean.import_fastapi()",
+    ),
     ("uvicorn", "import uvicorn"),
-    ("uvloop", "import uvloop"),
     ("sqlite_utils (+ pluggy, dateutil)", "import sqlite_utils"),
     (
         "apscheduler (asyncio scheduler, cron)",
@@ -84,6 +90,11 @@ IMPORT_STEPS: list[tuple[str, str]] = [
     ("daemon.lifecycle (scheduler, outbox, TGTG ...)", "import daemon.lifecycle"),
     ("daemon.cli (the commands)", "import daemon.cli"),
     ("-- only when configured or first used --", ""),
+    (
+        "httpx + TLS context (HTTP provider, TGTG login)",
+        "import daemon.http_client as h; h.build_http_client()",
+    ),
+    ('uvloop ([api] event_loop = "uvloop")', "import uvloop; uvloop.new_event_loop()"),
     ("providers.twilio (twilio, requests, urllib3)", "import providers.twilio.provider"),
     ("providers.fcm (pyfcm, google-auth)", "import providers.fcm.provider"),
     ("providers.modem (pyserial-asyncio-fast)", "import providers.modem.provider"),
@@ -96,8 +107,11 @@ IMPORT_STEPS: list[tuple[str, str]] = [
 # What daemon/lean.py keeps out: the same imports with those parts loaded as before (httpx
 # imports its CLI itself when rich and click are installed; FastAPI imports pydantic.v1 at
 # its first route), each in a fresh interpreter.
-WITH_LEAN = "import daemon.lean; daemon.lean.skip_unused_imports(); import daemon.api.app"
+WITH_LEAN = "import daemon.lean; daemon.lean.skip_unused_imports(); import httpx, daemon.api.app"
 WITHOUT_LEAN = "import httpx, httpx._main, pydantic.v1, daemon.api.app"
+# FastAPI imported before daemon.api (which imports it with its OpenAPI models unbuilt).
+WITHOUT_DEFER = "import fastapi, daemon.api.app"
+WITH_DEFER = "import daemon.api.app"
 
 _MEASURE = """
 import sys, json
@@ -136,8 +150,25 @@ def import_costs() -> list[tuple[str, float, float]]:
 
 
 def lean_saving() -> float:
-    """MiB that daemon/lean.py saves on the daemon's own imports."""
+    """MiB that daemon/lean.py's skipped imports save on the daemon's own imports."""
     return (_rss_steps([WITHOUT_LEAN])[-1] - _rss_steps([WITH_LEAN])[-1]) / MIB
+
+
+def defer_saving() -> float:
+    """MiB that importing FastAPI with its OpenAPI models unbuilt saves."""
+    return (_rss_steps([WITHOUT_DEFER])[-1] - _rss_steps([WITH_DEFER])[-1]) / MIB
+
+
+def compile_bytecode() -> None:
+    """What `pip install` (or a first run without PYTHONDONTWRITEBYTECODE) leaves on disk."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "daemon", "storage", "providers"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 class SimulatorThread:
@@ -210,16 +241,21 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=20.0, help="seconds idle before reading (default 20)"
     )
+    parser.add_argument("--from-source", action="store_true", help="do not compile bytecode first")
     args = parser.parse_args()
+    if not args.from_source:
+        compile_bytecode()
     print("shopbell idle memory")
     print(machine_line())
     print(code_line())
+    print("bytecode: " + ("as found" if args.from_source else "compiled first, as installed"))
     print(f"\nthe daemon, idle {args.settle:g} s after ready:")
     with tempfile.TemporaryDirectory(prefix="shopbell-idle-") as tmp:
         folder = Path(tmp) / "defaults"
         folder.mkdir()
-        defaults = idle_figures(folder, base_config(folder, free_port()), args.settle)
-        print(f"  defaults (console only)   {defaults}")
+        config = base_config(folder, free_port())
+        print(f"  defaults (console only)   {idle_figures(folder, config, args.settle)}")
+        print(f"  the same, started again   {idle_figures(folder, config, args.settle)}")
         folder = Path(tmp) / "every"
         folder.mkdir()
         print(f"  every provider configured {every_provider(folder, args.settle)}")
@@ -234,6 +270,7 @@ def main() -> None:
         f"\ndaemon/lean.py keeps httpx's CLI (rich, pygments) and pydantic.v1 out: "
         f"{lean_saving():.1f} MiB less"
     )
+    print(f"FastAPI's OpenAPI models built on first use: {defer_saving():.1f} MiB less")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,9 @@ def proc_sample(pid: int) -> ProcSample:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         status[key] = value.strip()
+    if "VmRSS" not in status:
+        # A process that has exited but is not reaped yet (a zombie) has no memory to read.
+        raise RuntimeError(f"process {pid} has exited (state {status.get('State', '?')})")
     return ProcSample(
         cpu=(utime + stime) / CLOCK_TICKS,
         rss_kib=int(status["VmRSS"].split()[0]),

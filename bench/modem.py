@@ -75,13 +75,14 @@ UNCAPPED_SEGMENTS_PER_MINUTE = 100_000.0
 # `python -c` text that starts the daemon with ModemProvider given another segment rate.
 LAUNCHER = """
 import os, runpy, sys
-import daemon.outbox.wiring as wiring
-_Modem = wiring.ModemProvider
+# daemon/outbox/wiring.py imports the provider from its module when the modem is configured.
+import providers.modem.provider as modem_provider
+_Modem = modem_provider.ModemProvider
 class _BenchModem(_Modem):
     def __init__(self, **kwargs):
         kwargs["segments_per_minute"] = float(os.environ["BENCH_MODEM_SEGMENTS_PER_MINUTE"])
         super().__init__(**kwargs)
-wiring.ModemProvider = _BenchModem
+modem_provider.ModemProvider = _BenchModem
 sys.argv = ["daemon", *sys.argv[1:]]
 runpy.run_module("daemon", run_name="__main__", alter_sys=True)
 """
@@ -222,16 +223,19 @@ class Result:
         )
 
 
-def config_for(folder: Path, link: Path, segments_per_minute: float) -> dict[str, dict[str, Any]]:
+def config_for(
+    folder: Path, link: Path, segments_per_minute: float, event_loop: str
+) -> dict[str, dict[str, Any]]:
     return base_config(
         folder,
         free_port(),
         sms={"chain": ["modem"]},
         modem={"port": str(link), "segments_per_minute": segments_per_minute},
+        api={"event_loop": event_loop},
     )
 
 
-def run(scenario: Scenario, timeout: float) -> Result:
+def run(scenario: Scenario, timeout: float, event_loop: str) -> Result:
     n = scenario.n
     with tempfile.TemporaryDirectory(prefix="shopbell-modem-") as tmp:
         folder = Path(tmp)
@@ -243,7 +247,7 @@ def run(scenario: Scenario, timeout: float) -> Result:
             configured = min(scenario.segments_per_minute, CONFIG_MAX_SEGMENTS_PER_MINUTE)
             daemon = LaunchedDaemon(
                 folder,
-                config_for(folder, link, configured),
+                config_for(folder, link, configured, event_loop),
                 segments_per_minute=scenario.segments_per_minute if scenario.uncapped else None,
             )
             prefill(daemon.database, n)
@@ -259,14 +263,14 @@ def run(scenario: Scenario, timeout: float) -> Result:
                 sent = failed = 0
                 deadline = time.monotonic() + timeout
                 while time.monotonic() < deadline:
+                    if daemon.proc is not None and daemon.proc.poll() is not None:
+                        raise RuntimeError(f"the daemon exited:\n{daemon.tail()}")
                     sample, at = daemon.sample(), time.monotonic()
                     if not sim.sent:
                         before, before_at = sample, at  # nothing reached the modem yet
                     _, sent, failed = progress(conn)
                     if sent + failed >= n:
                         break
-                    if daemon.proc is not None and daemon.proc.poll() is not None:
-                        raise RuntimeError(f"the daemon exited:\n{daemon.tail()}")
                     time.sleep(POLL_SECONDS)
                 else:
                     raise RuntimeError(
@@ -338,6 +342,12 @@ def main() -> None:
         help="comma-separated: cfg (segments_per_minute = 600, the config's maximum), "
         "uncapped (100,000 through the launcher)",
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the daemon's [api] event_loop (default asyncio, the daemon's default)",
+    )
     args = parser.parse_args()
     groups = set(args.only.split(","))
     n = args.n
@@ -356,7 +366,7 @@ def main() -> None:
 
     print(
         f"shopbell modem: n={n} single-segment SMS, "
-        f"simulator latency {args.latency * 1000:g} ms and 0 ms"
+        f"simulator latency {args.latency * 1000:g} ms and 0 ms, event loop {args.event_loop}"
     )
     print(machine_line())
     print(code_line())
@@ -365,7 +375,7 @@ def main() -> None:
         print(f"warning: other programs keep {quiet:.2f} cores busy; figures will be low")
     for scenario in scenarios:
         wait_quiet(patience=30.0)
-        result = run(scenario, timeout=max(60.0, scenario.n * 0.2))
+        result = run(scenario, timeout=max(60.0, scenario.n * 0.2), event_loop=args.event_loop)
         print(result.line(), flush=True)
         print(result.check_line(), flush=True)
 

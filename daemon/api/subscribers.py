@@ -19,7 +19,7 @@ from daemon.clock import utc_iso
 from daemon.outbox.phones import InvalidPhone, to_e164
 from providers.tgtg.errors import TgtgError
 from storage import subscribers as rows
-from storage.models import Subscriber
+from storage.models import Subscriber, TgtgAccount
 from storage.tgtg import account_of
 
 log = logging.getLogger(__name__)
@@ -221,8 +221,15 @@ async def update_subscriber(
     "/api/v1/subscribers/{subscriber_id}", status_code=204, summary="Delete a subscriber"
 )
 async def delete_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> Response:
-    if not await ctx.db.write(lambda c: rows.delete(c, subscriber_id)):
+    def delete(conn: Any) -> tuple[bool, TgtgAccount | None]:
+        account = account_of(conn, subscriber_id)  # deleted with the subscriber (cascade)
+        return rows.delete(conn, subscriber_id), account
+
+    deleted, account = await ctx.db.write(delete)
+    if not deleted:
         raise ApiError(404, f"no subscriber {subscriber_id}")
+    if account is not None and ctx.tgtg is not None:
+        await ctx.tgtg.account_removed(account)
     return Response(status_code=204)
 
 

@@ -660,6 +660,14 @@ class Watcher:
                 f"shopbell: TGTG watching works again for account {account.id} ({account.email}).",
             )
 
+    async def account_removed(self, account: TgtgAccount) -> None:
+        """The account's subscriber was deleted (the account with it): stop tracking it and
+        close its block alert, so /api/health and the owner are not left with an alert
+        nobody can clear."""
+        self._next_due.pop(account.id, None)
+        if self._owner is not None:
+            await self._owner.clear(blocked_key(account.id))
+
     # -- helpers -------------------------------------------------------------------------------
 
     async def _counted(self, call: Any) -> Any:

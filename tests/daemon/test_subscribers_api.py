@@ -11,6 +11,7 @@ from daemon.api.app import create_app
 from daemon.api.context import ApiContext
 from daemon.clock import ManualClock
 from daemon.outbox.service import Outbox
+from daemon.owner import OwnerAlerts
 from daemon.tgtg.watcher import Watcher, WatcherSettings
 from providers.tgtg.client import TgtgClient
 from storage.database import Database
@@ -18,6 +19,7 @@ from tests.daemon.api.support import TOKEN, bearer, client_for
 from tests.peers.tgtg import PIN, TgtgPeer
 
 ANA = "ana@example.com"
+OWNER = "+33699999999"
 
 
 @pytest.fixture
@@ -34,12 +36,14 @@ async def api(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Watcher]]:
     async with httpx.AsyncClient() as http:
         outbox = Outbox(db, clock)
+        owner = OwnerAlerts(db, clock, outbox, phone=OWNER)
         watcher = Watcher(
             db,
             clock,
             TgtgClient(lambda: http, base_url=peer.base_url),
             WatcherSettings(),
             outbox=outbox,
+            owner=owner,
         )
         ctx = ApiContext(
             db=db,
@@ -50,6 +54,7 @@ async def api(
             started_monotonic=clock.monotonic(),
             outbox=outbox,
             tgtg=watcher,
+            health_sources={"owner": owner.health},
         )
         async with client_for(create_app(ctx)) as client:
             client.headers.update(bearer())
@@ -131,6 +136,27 @@ async def test_login_then_pin_then_favourites_and_health(
     assert state.json()["account"]["last_success_at"] is not None
     health = (await watcher.health())["accounts"]
     assert health == {"active": 1}
+
+
+async def test_deleting_a_blocked_subscriber_closes_the_owners_alert(
+    api: tuple[httpx.AsyncClient, Watcher], peer: TgtgPeer
+) -> None:
+    client, watcher = api
+    sid = (await client.post("/api/v1/subscribers", json={"email": ANA})).json()["subscriber"]["id"]
+    await client.post(f"/api/v1/subscribers/{sid}/tgtg/login", json={})
+    await client.post(f"/api/v1/subscribers/{sid}/tgtg/pin", json={"pin": PIN})
+    peer.fail(403, times=3, path="item/v8")
+    await watcher.tick()
+    blocked = await client.get(f"/api/v1/subscribers/{sid}/tgtg")
+    assert blocked.json()["account"]["state"] == "blocked"
+    owner = (await client.get("/api/health")).json()["components"]["owner"]
+    assert owner["state"] == "degraded"  # the owner was told
+    deleted = await client.delete(f"/api/v1/subscribers/{sid}")
+    assert deleted.status_code == 204
+    # Nobody could clear that alert any more (no account to recover): it is closed with it.
+    owner = (await client.get("/api/health")).json()["components"]["owner"]
+    assert owner["state"] == "ok", owner
+    assert (await client.get("/api/v1/tgtg/accounts")).json()["accounts"] == []
 
 
 async def test_login_for_an_unknown_subscriber_is_404(

@@ -7,14 +7,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.peers.tgtg import TgtgPeer
-from tests.tui.conftest import TOKEN, LiveDaemon, make_app
+from tests.tui.conftest import FIXED_NOW, TOKEN, LiveDaemon, canned, make_app
 from tests.tui.test_app import _until
+from tests.tui.test_snapshots_dashboard import HEALTH, ROUTES
 from tui.screens.dashboard import DashboardScreen
 from tui.widgets.hourly_sparkline import HourlySparkline
 from tui.widgets.job_table import JobTable
+from tui.widgets.owner_panel import OwnerPanel
 from tui.widgets.provider_table import ProviderTable
 from tui.widgets.queue_panel import QueuePanel
 from tui.widgets.tgtg_table import TgtgTable
@@ -114,3 +117,46 @@ async def test_the_dashboard_says_when_the_daemon_goes_away(live_daemon: LiveDae
         live_daemon.stop()
         await _until(lambda: app.connected is False, pilot)
         assert "cannot reach the daemon" in app.problem
+
+
+async def test_what_needs_the_owner_is_shown_first_and_only_then() -> None:
+    health = dict(HEALTH)
+    owner: dict[str, Any] = {"state": "ok", "detail": "nothing needs the owner", "open_alerts": []}
+    health["components"] = {**HEALTH["components"], "owner": owner}
+    app = make_app(
+        "http://daemon.test",
+        transport=canned({**ROUTES, "GET /api/health": lambda _: _json(health)}),
+        clock=lambda: FIXED_NOW,
+    )
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        panel = screen.query_one(OwnerPanel)
+        await _until(lambda: screen.query_one(JobTable).row_count == 3, pilot)
+        assert panel.display is False  # nothing open: no panel taking room
+        owner["state"] = "degraded"
+        owner["open_alerts"] = [
+            {
+                "key": "provider-down:sms",
+                "subject": "Corner Shop: SMS cannot be sent",
+                "raised_at": "2026-11-20T09:58:00+00:00",
+                "queued_at": "2026-11-20T09:58:00+00:00",
+            },
+            {
+                "key": "disk-low",
+                "subject": "Corner Shop: the disk is nearly full",
+                "raised_at": "2026-11-20T08:00:00+00:00",
+                "queued_at": None,
+            },
+        ]
+        screen.refresh_data()
+        await _until(lambda: panel.display is True, pilot)
+        shown = _text(panel)
+        # Oldest first, with when each was raised, and what to do.
+        assert shown.index("disk is nearly full") < shown.index("SMS cannot be sent")
+        assert "32 min" in shown and "shopbell doctor" in shown
+        assert panel.region.y < screen.query_one(ProviderTable).region.y
+
+
+def _json(body: dict[str, Any]) -> httpx.Response:
+    return httpx.Response(200, json=body)

@@ -19,6 +19,7 @@ from tui.format import ago, parse_time, when
 from tui.screens.base import ModeScreen
 from tui.widgets.hourly_sparkline import HourlySparkline
 from tui.widgets.job_table import JobTable
+from tui.widgets.owner_panel import OwnerPanel
 from tui.widgets.provider_table import ProviderTable
 from tui.widgets.queue_panel import QueuePanel
 from tui.widgets.tgtg_table import TgtgTable
@@ -63,6 +64,7 @@ class DashboardScreen(ModeScreen):
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="dash"):
             yield Static("asking the daemon…", id="uptime")
+            yield OwnerPanel(id="owner")
             with Horizontal(classes="row"):
                 with Vertical():
                     yield self._panel(QueuePanel(id="queue"), "Queue · today")
@@ -119,8 +121,10 @@ class DashboardScreen(ModeScreen):
         """Hand each panel its part of the answers."""
         now = self.shop.clock().astimezone(shop_zone(stats))
         self.query_one("#uptime", Static).update(self._uptime(health, stats, now))
+        components = health.get("components") or {}
+        self.query_one(OwnerPanel).show_owner(components.get("owner"), now)
         self.query_one(QueuePanel).show_stats(stats.get("queue", {}), stats.get("today", {}))
-        self.query_one(ProviderTable).show_health(health.get("components") or {})
+        self.query_one(ProviderTable).show_health(components)
         hourly = stats.get("hourly") or []
         if hourly:
             first = parse_time(hourly[0]["start"])

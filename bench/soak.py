@@ -1,7 +1,11 @@
 """Soak: the real daemon for an hour at a steady load; RSS, fds, threads and CPU sampled.
 
-Usage: .venv/bin/python bench/soak.py [--minutes 60] [--sample-seconds 60]
+Usage: .venv/bin/python bench/soak.py [--minutes 60] [--sample-seconds 60] [--history N]
        (a quick check: --minutes 3 --sample-seconds 10)
+
+`--history N` first writes N delivered SMS of the last 90 days: the daemon then starts on a
+database the size a shop's reaches after months, as the daemon runs most of its life; without
+it the database starts nearly empty and SQLite's page cache fills during the run.
 
 The daemon (`python -m daemon --config X run`, a subprocess) sends SMS through the fake
 Twilio (tests/peers/twilio.py, 50 ms a call) and polls the fake TGTG (tests/peers/tgtg.py);
@@ -94,6 +98,34 @@ def phone(i: int) -> str:
 
 def otp_phone(i: int) -> str:
     return f"+4475{i % OTP_PHONES:08d}"
+
+
+def add_history(database: Path, n: int) -> None:
+    """N delivered SMS (and their events) spread over the last 90 days, inside the default
+    180-day retention: the log of a shop that has run for months, so the daemon's page cache
+    starts from a database as big as it will be, not from an empty file."""
+    now = datetime.now(UTC)
+    db = open_for_writing(database)
+    try:
+        conn = db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        for i in range(n):
+            at = utc_iso(now - timedelta(days=90) + timedelta(days=90) * i / max(n, 1))
+            message_id = conn.execute(
+                "INSERT INTO messages (channel, recipient, body, kind, priority, status, "
+                "encoding, segments, provider, provider_message_id, attempts, created_at, "
+                "due_at, sent_at, delivered_at, updated_at) VALUES ('sms', ?, ?, 'manual', 50, "
+                "'delivered', 'gsm7', 1, 'twilio', ?, 1, ?, ?, ?, ?, ?)",
+                [f"+4476{i:08d}", f"Your order {i} is ready", f"SM{i:032x}", *[at] * 5],
+            ).lastrowid
+            for state in ("queued", "sending", "sent", "delivered"):
+                conn.execute(
+                    "INSERT INTO message_events (message_id, state, at) VALUES (?, ?, ?)",
+                    [message_id, state, at],
+                )
+        conn.execute("COMMIT")
+    finally:
+        db.close()
 
 
 def prefill(database: Path, peer: TgtgPeer) -> tuple[int, int]:
@@ -335,7 +367,7 @@ def outbox_counts(database: Path) -> dict[str, int]:
         return dict(rows.fetchall())
 
 
-def run(minutes: float, sample_seconds: float) -> bool:
+def run(minutes: float, sample_seconds: float, history: int) -> bool:
     total = minutes * 60.0
     idle = min(300.0, total / 6.0)
     loaded_until = total - idle
@@ -348,6 +380,10 @@ def run(minutes: float, sample_seconds: float) -> bool:
         folder = Path(tmp)
         daemon = Daemon(folder, config_for(folder, tgtg, twilio))
         customer, product = prefill(daemon.database, tgtg)
+        if history:
+            add_history(daemon.database, history)
+            size = daemon.database.stat().st_size / MIB / 1024
+            print(f"history: {history:,} delivered SMS over 90 days; database {size:.1f} MiB")
         daemon.start()
         load: Load | None = None
         samples: list[Sample] = []
@@ -490,6 +526,13 @@ def main() -> None:
     parser.add_argument(
         "--sample-seconds", type=float, default=60.0, help="between samples (default 60)"
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="delivered SMS of the last 90 days written first, a months-old shop's log "
+        "(default 0: a new shop)",
+    )
     args = parser.parse_args()
     # A kill (SIGTERM) unwinds like Ctrl-C, so the daemon child is stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -498,7 +541,7 @@ def main() -> None:
     print(f"shopbell soak: {args.minutes:g} minutes, a sample every {args.sample_seconds:g} s")
     print(machine_line())
     print(code_line())
-    ok = run(args.minutes, args.sample_seconds)
+    ok = run(args.minutes, args.sample_seconds, args.history)
     sys.exit(0 if ok else 1)
 
 

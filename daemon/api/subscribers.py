@@ -175,8 +175,15 @@ async def list_subscribers(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after: Annotated[int, Query(ge=0, le=2**62, description="id to page on from")] = 0,
+    q: Annotated[
+        str,
+        Query(
+            max_length=100,
+            description="only subscribers whose name, e-mail or phone holds every word of it",
+        ),
+    ] = "",
 ) -> SubscriberPage:
-    found = await ctx.db.execute(lambda c: rows.list_all(c, limit=limit, after_id=after))
+    found = await ctx.db.execute(lambda c: rows.list_all(c, limit=limit, after_id=after, query=q))
     return SubscriberPage(
         subscribers=[SubscriberOut.of(s) for s in found],
         next_after=found[-1].id if len(found) == limit else None,

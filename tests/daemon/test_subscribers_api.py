@@ -159,6 +159,36 @@ async def test_deleting_a_blocked_subscriber_closes_the_owners_alert(
     assert (await client.get("/api/v1/tgtg/accounts")).json()["accounts"] == []
 
 
+async def test_search_finds_every_word_in_name_email_or_phone_across_pages(
+    api: tuple[httpx.AsyncClient, Watcher],
+) -> None:
+    client, _ = api
+    for n in range(30):
+        body = {"name": f"Person {n}", "phone": f"+336123456{n:02d}"}
+        if n == 27:
+            body |= {"name": "Zoë Martin", "email": "zoe_m@shop.example"}
+        assert (await client.post("/api/v1/subscribers", json=body)).status_code == 201
+
+    async def names(**params: object) -> list[str]:
+        page = await client.get("/api/v1/subscribers", params=params)
+        assert page.status_code == 200, page.text
+        return [s["name"] for s in page.json()["subscribers"]]
+
+    # Past the first page of ten: the search runs in the database, not on what was loaded.
+    assert await names(limit=10, q="martin") == ["Zoë Martin"]
+    assert await names(q="zoe_m shop") == ["Zoë Martin"]  # every word, e-mail included
+    assert await names(q="zoe%") == []  # % and _ are letters, not wildcards
+    assert await names(q="+3361234562") == [f"Person {n}" for n in range(20, 27)] + [
+        "Zoë Martin",
+        "Person 28",
+        "Person 29",
+    ]
+    found = await client.get("/api/v1/subscribers", params={"q": "Person", "limit": 5})
+    assert found.json()["next_after"] == 5  # pages on, with the search
+    too_long = await client.get("/api/v1/subscribers", params={"q": "x" * 101})
+    assert too_long.status_code == 422 and "q" in too_long.text
+
+
 async def test_login_for_an_unknown_subscriber_is_404(
     api: tuple[httpx.AsyncClient, Watcher],
 ) -> None:

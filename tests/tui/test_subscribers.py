@@ -292,10 +292,13 @@ async def test_tgtg_login_goes_pending_then_the_pin_logs_in_and_favourites_show(
 
 
 def _page_of_subscribers(request: httpx.Request) -> httpx.Response:
-    """A daemon with 150 subscribers, answering by its `after` cursor as the real one does."""
+    """A daemon with 150 subscribers, answering by its `after` cursor and `q` search (on the
+    name) as the real one does."""
     after = int(request.url.params.get("after", 0))
     limit = int(request.url.params.get("limit", 100))
-    ids = list(range(after + 1, min(after + limit, 150) + 1))
+    words = request.url.params.get("q", "").casefold().split()
+    matching = [n for n in range(1, 151) if all(w in f"person {n}" for w in words)]
+    ids = [n for n in matching if n > after][:limit]
     rows = [
         {
             "id": n,
@@ -335,7 +338,31 @@ async def test_more_pages_load_by_the_cursor_never_the_whole_table() -> None:
         await _until(lambda: app.screen.query_one(SubscriberTable).row_count == 150, pilot)
         assert asked[-1] == "limit=100&after=100"
         assert "m loads more" not in str(app.screen.query_one("#subscribers-status").render())
-        # A search filters what is loaded; the API has no search parameter for subscribers.
         await pilot.press("slash")
         await pilot.press(*"Person 149")
         await _until(lambda: [r[0] for r in _rows(app)] == ["Person 149"], pilot)
+
+
+async def test_search_asks_the_daemon_so_a_subscriber_not_loaded_yet_is_found() -> None:
+    from tests.tui.conftest import canned
+    from tests.tui.test_snapshots_dashboard import ROUTES
+
+    asked: list[str] = []
+
+    def pages(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url.params))
+        return _page_of_subscribers(request)
+
+    routes = {**ROUTES, "GET /api/v1/subscribers": pages}
+    app = make_app("http://daemon.test", transport=canned(routes))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(app, pilot, rows=100)  # Person 1..100 loaded; 149 is on a later page
+        await pilot.press("slash")
+        await pilot.press(*"person 14")
+        # Person 14, 114 and 140..149, found by the daemon's search: 140-149 were not loaded.
+        await _until(lambda: len(_rows(app)) == 12, pilot)
+        assert [r[0] for r in _rows(app)][-1] == "Person 149"
+        assert asked[-1] == "limit=100&after=0&q=person+14"
+        assert "12 found" in str(app.screen.query_one("#subscribers-status").render())
+        app.screen.query_one("#subscriber-search", Input).value = ""
+        await _until(lambda: len(_rows(app)) == 100, pilot)  # back to the first page

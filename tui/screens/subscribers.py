@@ -108,6 +108,8 @@ class SubscribersScreen(ModeScreen):
         super().__init__()
         self.loaded: list[Subscriber] = []
         self.next_after: int | None = None
+        # The search the loaded rows answer ("" for none).
+        self.loaded_query = ""
         self.file: SubscriberFile | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -130,19 +132,28 @@ class SubscribersScreen(ModeScreen):
     @work(exclusive=True, group="subscribers-list", exit_on_error=False)
     async def load_subscribers(self, more: bool) -> None:
         """The first page again (keeping as many rows as were loaded), or the next page."""
-        if more:
+        # The daemon searches the whole list (`q`), so a match beyond the pages seen is found.
+        query = self.query_one("#subscriber-search", Input).value.strip()
+        search = {"q": query} if query else {}
+        if more and query == self.loaded_query:
             if self.next_after is None:
                 return
-            page = await self.api.get("/api/v1/subscribers", limit=PAGE, after=self.next_after)
+            page = await self.api.get(
+                "/api/v1/subscribers", limit=PAGE, after=self.next_after, **search
+            )
             # A subscriber added here since the last page may come again: keep it once.
             known = {s.id for s in self.loaded}
             fresh = [subscriber_of(s) for s in page["subscribers"]]
             found = self.loaded + [s for s in fresh if s.id not in known]
         else:
-            want = max(PAGE, len(self.loaded))
-            page = await self.api.get("/api/v1/subscribers", limit=min(want, 500), after=0)
+            # A reload keeps as many rows as were loaded; a new search starts at one page.
+            want = max(PAGE, len(self.loaded)) if query == self.loaded_query else PAGE
+            page = await self.api.get(
+                "/api/v1/subscribers", limit=min(want, 500), after=0, **search
+            )
             found = [subscriber_of(s) for s in page["subscribers"]]
         self.loaded = found
+        self.loaded_query = query
         self.next_after = page.get("next_after")
         self.show_rows()
 
@@ -151,7 +162,7 @@ class SubscribersScreen(ModeScreen):
         shown = [s for s in self.loaded if matches(s, query)] if query else self.loaded
         self.table.show(shown)
         more = " · m loads more" if self.next_after is not None else ""
-        where = f"{len(shown)} of {len(self.loaded)} loaded" if query else f"{len(shown)} loaded"
+        where = f"{len(shown)} found" if query else f"{len(shown)} loaded"
         self.query_one("#subscribers-status", Static).update(f"{where}{more}")
         if not shown:
             self.file = None
@@ -161,8 +172,10 @@ class SubscribersScreen(ModeScreen):
 
     @on(Input.Changed, "#subscriber-search")
     def _search(self) -> None:
-        # The API has no search parameter: the search filters the rows loaded so far.
+        # What is loaded is filtered at once; the daemon's answer (each key cancels the
+        # previous ask) then brings the matches not loaded yet.
         self.show_rows()
+        self.load_subscribers(more=False)
 
     @on(Input.Submitted, "#subscriber-search")
     def _to_table(self) -> None:

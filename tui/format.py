@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from storage.currency import minor_digits
+
 
 def parse_time(text: str | None) -> datetime | None:
     """An API timestamp (ISO-8601 with a zone) as an aware datetime; None stays None."""
@@ -35,11 +37,13 @@ def ago(text: str | None, now: datetime) -> str:
     return f"{seconds} s"
 
 
-def money(minor: int | None, currency: str = "") -> str:
-    """Integer minor units as '12.50 INR' (two decimals, the shop's currency)."""
+def money(minor: int | None, currency: str = "", *, label: bool = True) -> str:
+    """Integer minor units as '12.50 INR', '1,500 JPY' or '1.250 KWD': the currency's own
+    digits (two when it is not known); `label=False` leaves its code out."""
     if minor is None:
         return "—"
+    digits = minor_digits(currency) if currency else 2
     sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    text = f"{sign}{whole:,}.{cents:02d}"
-    return f"{text} {currency}".rstrip()
+    whole, fraction = divmod(abs(minor), 10**digits)
+    text = f"{sign}{whole:,}" + (f".{fraction:0{digits}d}" if digits else "")
+    return f"{text} {currency}".rstrip() if label else text

@@ -1,48 +1,18 @@
 """Money as integer minor units of the shop's currency, and back to decimal text.
 
-ISO 4217's minor-unit exponents; only the currencies that differ from 2 are listed. Written
-by hand: babel has the table but is a large dependency for a dozen entries.
+The digits of each currency are ISO 4217's (storage/currency.py, shared with the TUI).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-_ZERO = frozenset(
-    [
-        "BIF",
-        "CLP",
-        "DJF",
-        "GNF",
-        "ISK",
-        "JPY",
-        "KMF",
-        "KRW",
-        "PYG",
-        "RWF",
-        "UGX",
-        "UYI",
-        "VND",
-        "VUV",
-        "XAF",
-        "XOF",
-        "XPF",
-    ]
-)
-_THREE = frozenset(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"])
+from storage.currency import minor_digits
+
+__all__ = ["MAX_MINOR", "minor_digits", "to_minor", "to_text"]
 
 # A bound well inside SQLite's 64-bit integers, so a total of many lines cannot overflow.
 MAX_MINOR = 10**13
-
-
-def minor_digits(currency: str) -> int:
-    """Digits after the decimal point in `currency` (INR 2, JPY 0, KWD 3)."""
-    code = currency.upper()
-    if code in _ZERO:
-        return 0
-    if code in _THREE:
-        return 3
-    return 2
 
 
 def to_minor(value: object, currency: str) -> int:

@@ -18,8 +18,11 @@ from tui.widgets.product_table import ProductView
 HISTORY_SHOWN = 8
 
 
-def history_table(changes: list[dict[str, Any]], currency: str, now: datetime) -> RenderableType:
-    """Newest first: when, old price → new price (the currency left out when it is "")."""
+def history_table(
+    changes: list[dict[str, Any]], currency: str, now: datetime, *, label: bool = True
+) -> RenderableType:
+    """Newest first: when, old price → new price, in the currency's digits (its code left
+    out with `label=False`)."""
     if not changes:
         return Text("No earlier prices.", style="dim")
     table = Table.grid(padding=(0, 1))
@@ -31,9 +34,9 @@ def history_table(changes: list[dict[str, Any]], currency: str, now: datetime) -
     for change in recent[:HISTORY_SHOWN]:
         table.add_row(
             when(change.get("changed_at"), now),
-            money(change.get("old_price_minor"), currency),
+            money(change.get("old_price_minor"), currency, label=label),
             "→",
-            money(change.get("new_price_minor"), currency),
+            money(change.get("new_price_minor"), currency, label=label),
         )
     return table
 

@@ -193,7 +193,7 @@ class InventoryScreen(ModeScreen):
             facts,
             # The pane is narrow: the currency goes in the heading, not in every row.
             Text(f"\nPrice history ({product.currency})", style="bold"),
-            history_table(changes, "", self.shop.clock()),
+            history_table(changes, product.currency, self.shop.clock(), label=False),
         )
 
     def selected(self) -> ProductView | None:

@@ -319,18 +319,22 @@ def _page_of_subscribers(request: httpx.Request) -> httpx.Response:
     )
 
 
-async def test_more_pages_load_by_the_cursor_never_the_whole_table() -> None:
+def _paging_app(asked: list[str]) -> Any:
+    """The app on a canned daemon of 150 subscribers; each list request's query is noted."""
     from tests.tui.conftest import canned
     from tests.tui.test_snapshots_dashboard import ROUTES
-
-    asked: list[str] = []
 
     def pages(request: httpx.Request) -> httpx.Response:
         asked.append(str(request.url.params))
         return _page_of_subscribers(request)
 
     routes = {**ROUTES, "GET /api/v1/subscribers": pages}
-    app = make_app("http://daemon.test", transport=canned(routes))
+    return make_app("http://daemon.test", transport=canned(routes))
+
+
+async def test_more_pages_load_by_the_cursor_never_the_whole_table() -> None:
+    asked: list[str] = []
+    app = _paging_app(asked)
     async with app.run_test(size=(80, 24)) as pilot:
         await _open(app, pilot, rows=100)
         assert "m loads more" in str(app.screen.query_one("#subscribers-status").render())
@@ -344,17 +348,8 @@ async def test_more_pages_load_by_the_cursor_never_the_whole_table() -> None:
 
 
 async def test_search_asks_the_daemon_so_a_subscriber_not_loaded_yet_is_found() -> None:
-    from tests.tui.conftest import canned
-    from tests.tui.test_snapshots_dashboard import ROUTES
-
     asked: list[str] = []
-
-    def pages(request: httpx.Request) -> httpx.Response:
-        asked.append(str(request.url.params))
-        return _page_of_subscribers(request)
-
-    routes = {**ROUTES, "GET /api/v1/subscribers": pages}
-    app = make_app("http://daemon.test", transport=canned(routes))
+    app = _paging_app(asked)
     async with app.run_test(size=(80, 24)) as pilot:
         await _open(app, pilot, rows=100)  # Person 1..100 loaded; 149 is on a later page
         await pilot.press("slash")

@@ -18,7 +18,7 @@ from tests.daemon.conftest import REPO, free_port
 # Runs in the child: the daemon in the main thread (it owns the signals), the look from a
 # thread once the URL (argv[2]) answers.
 _CHILD = """
-import json, os, signal, sys, threading, time, urllib.request
+import gc, json, os, signal, sys, threading, time, urllib.error, urllib.request
 
 config, url = sys.argv[1], sys.argv[2]
 
@@ -28,6 +28,8 @@ def look():
         try:
             urllib.request.urlopen(url, timeout=2).read()
             break
+        except urllib.error.HTTPError:
+            break  # answered (a 404 is an answer)
         except OSError:
             time.sleep(0.1)
     import fastapi.openapi.models as openapi_models
@@ -35,6 +37,10 @@ def look():
         "httpx": "httpx" in sys.modules,
         "uvloop": "uvloop" in sys.modules,
         "openapi_models_built": openapi_models.OpenAPI.__pydantic_complete__,
+        # FastAPI 0.16x builds an included router's routes again, lazily, per inclusion.
+        "routes_built_again": sum(
+            type(o).__name__ == "_EffectiveRouteContext" for o in gc.get_objects()
+        ),
     }
     print("LOOKED " + json.dumps(seen), flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -48,7 +54,7 @@ main()
 
 def _run_and_look(
     config: Path, port: int, env: dict[str, str], path: str = "/api/health"
-) -> tuple[dict[str, bool], str]:
+) -> tuple[dict[str, int], str]:
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, str(config), f"http://127.0.0.1:{port}{path}"],
         cwd=REPO,
@@ -71,7 +77,12 @@ def test_a_console_only_daemon_loads_no_http_client_uvloop_or_openapi_models(
     # No HTTP provider and no TGTG login: the shared client (httpx, TLS, CA bundle) is never
     # built; Python's own event loop by default; the OpenAPI document's models are built when
     # /api/openapi.json is first asked for, not at start.
-    assert seen == {"httpx": False, "uvloop": False, "openapi_models_built": False}, output
+    assert seen == {
+        "httpx": False,
+        "uvloop": False,
+        "openapi_models_built": False,
+        "routes_built_again": 0,
+    }, output
     # Stopping still walks every stage, the unbuilt client's included.
     assert "stopped: http client" in output
 
@@ -94,3 +105,16 @@ def test_openapi_document_is_whole_when_its_models_were_deferred(
     seen, output = _run_and_look(config, port, daemon_env, path="/api/openapi.json")
     # The first request for the document built them, on the daemon's own loop.
     assert seen["openapi_models_built"] is True, output
+
+
+def test_the_first_requests_build_no_route_a_second_time(
+    write_config: Callable[..., Path], daemon_env: dict[str, str]
+) -> None:
+    port = free_port()
+    config = write_config(f"[api]\nport = {port}\n")
+    # A page that is not there (under the public catalogue's prefix, so no token is asked)
+    # walks every route before its 404: a router included the lazy way would build all of
+    # its routes' handlers again now (~1 MiB a shop pays on its first API calls). Each route
+    # is built once, when its module defines it.
+    seen, output = _run_and_look(config, port, daemon_env, path="/api/products/no/such/page")
+    assert seen["routes_built_again"] == 0, output

@@ -155,6 +155,74 @@ def proc_sample(pid: int) -> ProcSample:
     )
 
 
+ARENA_KIB = 64 * 1024  # glibc's HEAP_MAX_SIZE on 64-bit: each thread arena reserves this
+
+
+def memory_parts(pid: int) -> dict[str, int]:
+    """Where a process's RSS lives (KiB), from /proc/PID/smaps: `heap` (the main malloc arena,
+    brk), `arenas` (glibc's per-thread malloc arenas: anonymous 64 MiB reservations),
+    `stacks` (thread stacks), `anon` (other anonymous memory: pymalloc's arenas, large
+    mallocs) and `files` (code and other file mappings)."""
+    vmas: list[tuple[int, int, str, str, int]] = []  # start, end, perms, name, rss KiB
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            lo, hi = (int(x, 16) for x in head[0].split("-"))
+            vmas.append((lo, hi, head[1], head[5] if len(head) > 5 else "", 0))
+        elif head[0] == "Rss:" and vmas:
+            lo, hi, perms, name, _ = vmas[-1]
+            vmas[-1] = (lo, hi, perms, name, int(head[1]))
+    parts = dict.fromkeys(("heap", "arenas", "stacks", "anon", "files"), 0)
+    for i, (lo, _hi, _perms, name, rss) in enumerate(vmas):
+        if name:
+            if name == "[heap]":
+                key = "heap"
+            elif name == "[stack]":
+                key = "stacks"
+            else:
+                key = "anon" if name.startswith("[") else "files"  # [vdso], [anon:...]
+        elif lo % (ARENA_KIB * 1024) == 0:
+            key = "arenas"  # glibc aligns each thread arena's heap to its 64 MiB size
+        elif i > 0 and vmas[i - 1][1] == lo and vmas[i - 1][2] == "---p" and not vmas[i - 1][3]:
+            key = "stacks" if vmas[i - 1][1] - vmas[i - 1][0] == 4096 else "anon"
+        else:
+            key = "anon"
+        parts[key] += rss
+    return parts
+
+
+def fd_kinds(pid: int, inbound_port: int | None = None) -> dict[str, int]:
+    """The process's open fds by kind: `inbound` (TCP connections accepted on inbound_port:
+    the ones its clients hold open), `tcp` (its other sockets: listeners, its own
+    connections out), `files`, `other` (pipes, eventfds, epoll, the rest)."""
+    inbound_inodes: set[str] = set()
+    if inbound_port is not None:
+        for table in ("tcp", "tcp6"):
+            path = Path(f"/proc/{pid}/net/{table}")
+            if not path.exists():
+                continue
+            for row in path.read_text().splitlines()[1:]:
+                cols = row.split()
+                local_port = int(cols[1].rsplit(":", 1)[1], 16)
+                listening = cols[3] == "0A"
+                if local_port == inbound_port and not listening:
+                    inbound_inodes.add(cols[9])
+    kinds = dict.fromkeys(("inbound", "tcp", "files", "other"), 0)
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(fd_dir / fd)
+        except OSError:
+            continue  # closed between the listing and the look
+        if target.startswith("socket:["):
+            kinds["inbound" if target[8:-1] in inbound_inodes else "tcp"] += 1
+        elif target.startswith("/"):
+            kinds["files"] += 1
+        else:
+            kinds["other"] += 1
+    return kinds
+
+
 class Daemon:
     """`python -m daemon --config X run` in a child process; its log goes to a file."""
 

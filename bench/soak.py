@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import dataclasses
 import re
 import signal
 import sqlite3
@@ -67,8 +67,10 @@ from bench._daemon import (  # noqa: E402
     OtherLoad,
     base_config,
     code_line,
+    fd_kinds,
     free_port,
     machine_line,
+    memory_parts,
     proc_sample,
 )
 from daemon.clock import utc_iso  # noqa: E402
@@ -81,6 +83,7 @@ FROM_NUMBER = "+15005550006"
 OWNER_PHONE = "+447400000999"
 SUBSCRIBERS = 6
 ITEMS = ("SOAK1", "SOAK2", "SOAK3")
+CLIENTS = 4  # the load's HTTP clients (sms, otp, reads, orders), each keeping a connection
 OTP_PHONES = 200  # one send per number per 1,000 s at one OTP per 5 s: under the send limit
 MIB = 1024.0
 CODE = re.compile(r"\b(\d{6})\b")
@@ -209,13 +212,34 @@ class Sample:
     threads: int
     cpu: float  # the daemon's CPU seconds so far
     db_kib: int  # the database file (its WAL aside: that is reused, up to ~4 MiB)
+    inbound: int  # of fds: API connections the load's clients hold open (keep-alive)
+    parts: dict[str, int]  # where RSS lives, KiB (bench._daemon.memory_parts)
+
+    @property
+    def own_fds(self) -> int:
+        """The fds the daemon opened itself: all but the connections its clients keep."""
+        return self.fds - self.inbound
+
+    def relabel(self, phase: str) -> Sample:
+        return dataclasses.replace(self, phase=phase)
 
 
-def sample(pid: int, database: Path, at: float, phase: str) -> Sample:
+def sample(pid: int, port: int, database: Path, at: float, phase: str) -> Sample:
     proc = proc_sample(pid)
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    kinds = fd_kinds(pid, inbound_port=port)
     size = database.stat().st_size if database.exists() else 0
-    return Sample(at, phase, proc.rss_kib, proc.hwm_kib, fds, proc.threads, proc.cpu, size // 1024)
+    return Sample(
+        at,
+        phase,
+        proc.rss_kib,
+        proc.hwm_kib,
+        sum(kinds.values()),
+        proc.threads,
+        proc.cpu,
+        size // 1024,
+        kinds["inbound"],
+        memory_parts(pid),
+    )
 
 
 class Load:
@@ -271,8 +295,7 @@ class Load:
         self._threads.append(thread)
 
     def start(self) -> None:
-        sms, otp, reads, orders = self._client(), self._client(), self._client(), self._client()
-        self._clients = [sms, otp, reads, orders]
+        sms, otp, reads, orders = self._clients = [self._client() for _ in range(CLIENTS)]
 
         def send_sms(n: int) -> None:
             r = sms.post("/api/v1/messages", json={"to": phone(500 + n % 50), "body": f"soak {n}"})
@@ -379,6 +402,7 @@ def run(minutes: float, sample_seconds: float, history: int) -> bool:
         twilio.latency = 0.05
         folder = Path(tmp)
         daemon = Daemon(folder, config_for(folder, tgtg, twilio))
+        port = daemon.port
         customer, product = prefill(daemon.database, tgtg)
         if history:
             add_history(daemon.database, history)
@@ -397,7 +421,8 @@ def run(minutes: float, sample_seconds: float, history: int) -> bool:
             )
             print(
                 f"{'min':>6} {'phase':<7} {'RSS MiB':>8} {'HWM MiB':>8} {'fds':>4} "
-                f"{'thr':>4} {'CPU %':>6} {'db MiB':>7}"
+                f"{'thr':>4} {'CPU %':>6} {'db MiB':>7} {'in':>3} {'heap':>5} {'arena':>5} "
+                f"{'anon':>5}"
             )
             times = sorted(
                 {round(k * sample_seconds, 6) for k in range(int(total // sample_seconds) + 1)}
@@ -408,29 +433,29 @@ def run(minutes: float, sample_seconds: float, history: int) -> bool:
                 time.sleep(max(0.0, began + at - time.monotonic()))
                 if daemon.proc is not None and daemon.proc.poll() is not None:
                     raise RuntimeError(f"the daemon exited:\n{daemon.tail()}")
-                s = sample(daemon.pid, daemon.database, time.monotonic() - began, phase)
+                s = sample(daemon.pid, port, daemon.database, time.monotonic() - began, phase)
                 shown = (
                     100.0 * (s.cpu - samples[-1].cpu) / (s.at - samples[-1].at) if samples else 0.0
                 )
                 samples.append(s)
                 print(
                     f"{s.at / 60:6.2f} {phase:<7} {s.rss_kib / MIB:8.1f} {s.hwm_kib / MIB:8.1f} "
-                    f"{s.fds:4d} {s.threads:4d} {shown:6.2f} {s.db_kib / MIB:7.2f}",
+                    f"{s.fds:4d} {s.threads:4d} {shown:6.2f} {s.db_kib / MIB:7.2f} "
+                    f"{s.inbound:3d} {s.parts['heap'] / MIB:5.1f} {s.parts['arenas'] / MIB:5.1f} "
+                    f"{s.parts['anon'] / MIB:5.1f}",
                     flush=True,
                 )
                 # A sample on a phase boundary ends one phase and (relabelled) starts the next.
                 if at == idle:
                     phase = "loaded"
-                    samples.append(
-                        Sample(s.at, phase, s.rss_kib, s.hwm_kib, s.fds, s.threads, s.cpu, s.db_kib)
-                    )
+                    samples.append(s.relabel(phase))
                     load = Load(daemon.url, tgtg, twilio, customer, product)
                     load.start()
                 elif at == loaded_until and load is not None:
                     load.stop()
                     phase = "idle2"
                     samples.append(
-                        sample(daemon.pid, daemon.database, time.monotonic() - began, phase)
+                        sample(daemon.pid, port, daemon.database, time.monotonic() - began, phase)
                     )
             own = samples[-1].cpu - samples[0].cpu
             busy = other.cores(own)
@@ -475,7 +500,8 @@ def report(
     slope = slope_mib_per_hour(steady)
     slope_all = slope_mib_per_hour(loaded)
     fds = [s.fds for s in samples]
-    fds_steady = [s.fds for s in steady + idle2] or fds
+    own = [s.own_fds for s in steady + idle2] or [s.own_fds for s in samples]
+    inbound = max(s.inbound for s in samples)
     idle_cpu = (
         cpu_percent(idle1) * (idle1[-1].at - idle1[0].at)
         + cpu_percent(idle2) * (idle2[-1].at - idle2[0].at)
@@ -497,9 +523,14 @@ def report(
             f"(to {steady[-1].db_kib / MIB:.2f} MiB); SQLite's page cache takes up to "
             f"{SQLITE_CACHE_MIB:.1f} MiB of it"
         )
+    if loaded:
+        first, last = loaded[0].parts, samples[-1].parts
+        grew = ", ".join(f"{k} {(last[k] - first[k]) / MIB:+.1f}" for k in first)
+        print(f"RSS from the loaded start to the end, by part (MiB): {grew}")
     print(
-        f"fds: {min(fds)}..{max(fds)} over the run, {min(fds_steady)}..{max(fds_steady)} "
-        f"after warm-up; threads {min(s.threads for s in samples)}.."
+        f"fds: {min(fds)}..{max(fds)} over the run; the daemon's own (not counting the API "
+        f"connections the load's {CLIENTS} clients keep alive, at most {inbound} at a sample) "
+        f"{min(own)}..{max(own)} after warm-up; threads {min(s.threads for s in samples)}.."
         f"{max(s.threads for s in samples)}"
     )
     print(f"CPU: idle {idle_cpu:.2f} %, loaded {loaded_cpu:.2f} % (of one core)")
@@ -511,7 +542,11 @@ def report(
             "RSS flat (< 2 MiB/h after warm-up; end idle within 3 MiB of loaded start)",
             slope < 2.0 and rss2 - loaded[0].rss_kib / MIB < 3.0,
         ),
-        ("fds flat (after warm-up within 2)", max(fds_steady) - min(fds_steady) <= 2),
+        (
+            "fds flat (the daemon's own within 2 after warm-up; kept-alive API connections "
+            "no more than the clients)",
+            max(own) - min(own) <= 2 and inbound <= CLIENTS,
+        ),
         ("idle CPU < 1 %", idle_cpu < 1.0),
         ("every load step answered, every message sent", failures == 0 and unsent == 0),
     ]

@@ -28,6 +28,7 @@ from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
 from daemon.http_client import SharedHttp
 from daemon.inbound import InboundService
+from daemon.lean import one_malloc_arena
 from daemon.lock import InstanceLock, LockError
 from daemon.logs import log_file_path, setup_logging, update_logging
 from daemon.maintenance import Care, build_care, build_owner_alerts
@@ -697,6 +698,7 @@ def run_daemon(
     # full passes (34 ms over ~100,000 startup objects) from stalling every request now and then.
     gc.collect()
     gc.freeze()
+    one_malloc_arena()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(daemon.run())
 

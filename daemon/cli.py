@@ -58,13 +58,22 @@ def _load(ctx: click.Context) -> LoadedConfig:
         _fail(str(exc), EXIT_BAD_CONFIG)
 
 
+class _ConfigOption(click.Option):
+    """--config, whose help names the user's config file when help is shown, not at import:
+    finding that file imports platformdirs, which a daemon started with --config never needs."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = f"Config file to use (else ${ENV_CONFIG}, else {default_config_path()})."
+        return super().get_help_record(ctx)
+
+
 @click.group(context_settings=CONTEXT)
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help=f"Config file to use (else ${ENV_CONFIG}, else {default_config_path()}).",
+    cls=_ConfigOption,
 )
 @click.version_option(__version__, "--version", prog_name="shopbell")
 @click.pass_context

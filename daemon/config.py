@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import platformdirs
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -540,6 +539,8 @@ class Settings(_Section):
         """The folder for the database, the API token and logs."""
         if self.paths.data_dir:
             return Path(self.paths.data_dir).expanduser()
+        import platformdirs  # here: a daemon given its folders never pays for it (0.3 MiB)
+
         return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
     @property
@@ -596,6 +597,8 @@ class LoadedConfig:
 
 def default_config_path() -> Path:
     """config.toml in the user's config folder (platformdirs)."""
+    import platformdirs  # here: a daemon started with --config never pays for it (0.3 MiB)
+
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / CONFIG_FILENAME
 
 

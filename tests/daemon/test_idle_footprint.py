@@ -36,6 +36,7 @@ def look():
     seen = {
         "httpx": "httpx" in sys.modules,
         "uvloop": "uvloop" in sys.modules,
+        "platformdirs": "platformdirs" in sys.modules,
         "openapi_models_built": openapi_models.OpenAPI.__pydantic_complete__,
         # FastAPI 0.16x builds an included router's routes again, lazily, per inclusion.
         "routes_built_again": sum(
@@ -80,6 +81,8 @@ def test_a_console_only_daemon_loads_no_http_client_uvloop_or_openapi_models(
     assert seen == {
         "httpx": False,
         "uvloop": False,
+        # Started with --config and a data folder, as the service is: no user folder to find.
+        "platformdirs": False,
         "openapi_models_built": False,
         "routes_built_again": 0,
     }, output

@@ -9,7 +9,10 @@ Usage: .venv/bin/python bench/idle_memory.py [--settle 20] [--from-source]
 1. The real daemon (`python -m daemon --config X run`) started and left idle for `--settle`
    seconds, then its RSS, VmHWM, threads and open fds read from /proc:
    - **defaults**: console only (no provider configured, no TGTG account), on a new database,
-     then started again on the same database (the daily case: no migrations to apply);
+     then started again on the same database (the daily case: no migrations to apply), then
+     again with the calls of a shop's first day made before the settle (FIRST_CALLS: an SMS,
+     an OTP, the message log, the dashboard's stats, subscribers, products): what the idle
+     daemon keeps once its common routes and the outbox have been used;
    - **every provider**: Twilio, Fast2SMS, FCM (fake peers from tests/peers, in this process),
      the modem simulator on a pty (providers.modem.simulator, in a thread of this process),
      SMTP (a host and sender; nothing connects until a report is sent), TGTG (the fake) and
@@ -33,12 +36,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[1]
 # `python bench/x.py` puts bench/ first on sys.path; keep only the repository root.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
 from bench._daemon import (  # noqa: E402
+    API_TOKEN,
     Daemon,
     base_config,
     code_line,
@@ -54,6 +60,17 @@ from tests.peers.tgtg import TgtgPeer  # noqa: E402
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer  # noqa: E402
 
 MIB = 1024.0
+
+# (method, path, JSON body): a shop's first day on the API, each expected to answer 2xx.
+FIRST_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "/api/v1/messages", {"to": "+447400000001", "body": "Your order is ready"}),
+    ("GET", "/api/v1/messages", None),
+    ("GET", "/api/v1/stats", None),
+    ("GET", "/api/v1/subscribers", None),
+    ("POST", "/api/send-otp", {"phone": "+447400000002"}),
+    ("GET", "/api/v1/products", None),
+    ("GET", "/api/products", None),
+]
 
 # (label, statement) in about the order the daemon meets them; each runs after the ones above.
 # The first applies daemon/lean.py, as `import daemon` does in the daemon.
@@ -191,10 +208,25 @@ class SimulatorThread:
         self.loop.close()
 
 
-def idle_figures(folder: Path, config: dict[str, dict[str, Any]], settle: float) -> str:
+def first_calls(url: str) -> None:
+    """FIRST_CALLS against the daemon at `url`; raises on an answer that is not 2xx."""
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {API_TOKEN}"}, trust_env=False
+    ) as client:
+        for method, path, body in FIRST_CALLS:
+            answer = client.request(method, path, json=body)
+            if not answer.is_success:
+                raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text[:200]}")
+
+
+def idle_figures(
+    folder: Path, config: dict[str, dict[str, Any]], settle: float, calls: bool = False
+) -> str:
     daemon = Daemon(folder, config)
     with daemon:
         daemon.wait_ready(timeout=60)
+        if calls:
+            first_calls(daemon.url)
         time.sleep(settle)
         if daemon.proc is not None and daemon.proc.poll() is not None:
             raise RuntimeError(f"the daemon exited:\n{daemon.tail()}")
@@ -256,6 +288,7 @@ def main() -> None:
         config = base_config(folder, free_port())
         print(f"  defaults (console only)   {idle_figures(folder, config, args.settle)}")
         print(f"  the same, started again   {idle_figures(folder, config, args.settle)}")
+        print(f"  again, after first calls  {idle_figures(folder, config, args.settle, True)}")
         folder = Path(tmp) / "every"
         folder.mkdir()
         print(f"  every provider configured {every_provider(folder, args.settle)}")

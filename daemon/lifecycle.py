@@ -28,7 +28,7 @@ from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
 from daemon.http_client import SharedHttp
 from daemon.inbound import InboundService
-from daemon.lean import one_malloc_arena
+from daemon.lean import one_malloc_arena, release_free_memory
 from daemon.lock import InstanceLock, LockError
 from daemon.logs import log_file_path, setup_logging, update_logging
 from daemon.maintenance import Care, build_care, build_owner_alerts
@@ -64,6 +64,8 @@ EXIT_FORCED = 130
 HTTP_CLIENT_CLOSE_SECONDS = 2.0
 PROVIDERS_CLOSE_SECONDS = 3.0
 PROVIDER_CHECK_MINUTES = 5
+# How often freed heap memory goes back to the system (daemon/lean.py release_free_memory).
+MEMORY_TRIM_MINUTES = 10
 HTTP_TIMEOUT_SECONDS = 20.0
 # Keys a running daemon can take from a reloaded config; everything else needs a restart.
 RELOADABLE_KEYS = frozenset({"logging.level"})
@@ -373,6 +375,11 @@ class Daemon:
                 IntervalTrigger(minutes=PROVIDER_CHECK_MINUTES),
             ),
             JobSpec(
+                "memory-trim",
+                self._release_memory,
+                IntervalTrigger(minutes=MEMORY_TRIM_MINUTES),
+            ),
+            JobSpec(
                 "otp-sweep",
                 self._sweep_otp,
                 IntervalTrigger(seconds=self.settings.otp.sweep_seconds),
@@ -466,6 +473,10 @@ class Daemon:
         watcher.start()
         self._stages.append(_Stage("tgtg windows", Watcher.STOP_SECONDS, watcher.stop))
         return watcher
+
+    async def _release_memory(self) -> str | None:
+        # A few milliseconds on the loop; the database thread waits for malloc meanwhile.
+        return release_free_memory()
 
     async def _sweep_otp(self) -> str:
         assert self.otp is not None

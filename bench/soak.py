@@ -557,7 +557,12 @@ def report(
     failures = sum(load.failed.values()) if load is not None else 0
     unsent = sum(v for k, v in counts.items() if not k.endswith((" sent", " delivered")))
     targets = [
-        ("idle RSS < 61 MB (58.2 MiB)", max(rss1, rss2) < TARGET_IDLE_MIB),
+        # With Twilio and TGTG loaded (twilio, requests, httpx, TLS: ~9 MiB more than the
+        # defaults that bench/idle_memory.py measures against the same target).
+        (
+            "idle RSS < 61 MB (58.2 MiB), with Twilio and TGTG loaded",
+            max(rss1, rss2) < TARGET_IDLE_MIB,
+        ),
         (
             "RSS flat (< 2 MiB/h after warm-up; the last third within 1 MiB)",
             slope < 2.0 and plateau <= 1.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 # Each name is set to None in sys.modules, so importing it raises ImportError: what each
 # library does when that part is not installed. Measured with bench/idle_memory.py.
@@ -68,16 +68,11 @@ def one_malloc_arena() -> bool:
     glibc gives each new thread that calls malloc an arena of its own (up to 8 per core),
     and each arena keeps its own free memory: the database thread's (SQLite's page cache and
     statements) and each provider pool thread's. Python allocates under its GIL anyway, so
-    one arena costs no contention worth having: 0.3 MiB less at idle
+    one arena costs no contention worth having: 0.1-0.3 MiB less at idle
     (bench/idle_memory.py). False where the C library is not glibc (nothing changes there).
     """
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols, libc's among them
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_ARENA_MAX, 1))
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(_M_ARENA_MAX, 1))
 
 
 def release_free_memory() -> str | None:
@@ -88,11 +83,8 @@ def release_free_memory() -> str | None:
     (bench/soak.py). Returns what RSS did, for the job log; None where the C library is not
     glibc.
     """
-    import ctypes
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    trim = _glibc("malloc_trim")
+    if trim is None:
         return None
     before = _rss_kib()
     trim(0)
@@ -100,6 +92,16 @@ def release_free_memory() -> str | None:
     if before is None or after is None:
         return "trimmed"
     return f"RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB"
+
+
+def _glibc(name: str) -> Callable[..., int] | None:
+    """glibc's function `name` from the process's own symbols; None under another C library."""
+    import ctypes
+
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def _rss_kib() -> int | None:

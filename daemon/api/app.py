@@ -25,6 +25,22 @@ __all__ = ["DOCS_URL", "OPENAPI_URL", "ApiContext", "create_app", "get_ctx"]
 OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
 CORS_MAX_AGE_SECONDS = 600
+# Every module with routes, in the order a request is matched against them.
+_ROUTE_MODULES = (
+    health,
+    index,
+    messages,
+    notifications,
+    otp,
+    webhooks,
+    accounts_api,
+    products_api,
+    orders_api,
+    reports_api,
+    subscribers_api,
+    tgtg_api,
+    stats_api,
+)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -40,11 +56,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (health, index, messages, notifications, otp, webhooks):
-        _serve(app, module.router)
-    for backoffice in (accounts_api, products_api, orders_api, reports_api):
-        _serve(app, backoffice.router)
-    for module in (subscribers_api, tgtg_api, stats_api):
+    for module in _ROUTE_MODULES:
         _serve(app, module.router)
     if ctx.metrics is not None:
         # Imported only here: with metrics off, prometheus_client is never loaded.

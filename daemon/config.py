@@ -80,6 +80,15 @@ class ApiSettings(_Section):
     # Python's own loop by default: uvloop answers ~5 % more requests a second but keeps
     # ~2 MiB more resident (docs/benchmarks.md), and a shop's API is far from its limit.
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+    # Who may call the seed send routes (/smss, /notifications/...) without the token.
+    trusted_networks: StrTuple = ("127.0.0.0/8", "::1/128")
+    # Whose X-Forwarded-For is believed (a reverse proxy or tunnel on this machine).
+    trusted_proxies: StrTuple = ("127.0.0.1", "::1")
+    # HTTP limits for anyone on the network (issue 16): header size, slow clients, sockets.
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    keepalive_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    max_connections: int = Field(default=256, ge=8, le=65_536)
 
     @field_validator("public_url")
     @classmethod
@@ -108,6 +117,18 @@ class ApiSettings(_Section):
         raw = value.get_secret_value()
         if raw and len(raw) < 16:
             raise ValueError("must be at least 16 characters (or empty to use a generated one)")
+        return value
+
+    @field_validator("trusted_networks", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{network!r} is not an address or network like '192.168.1.0/24'"
+                ) from None
         return value
 
     @field_validator("cors_origins")
@@ -283,11 +304,32 @@ class OtpSettings(_Section):
     resend_wait_seconds: int = Field(default=30, ge=0, le=3600)
     sweep_seconds: int = Field(default=60, ge=1, le=3600)
     text: str = Field(default=OTP_DEFAULT_TEXT, min_length=6, max_length=300)
+    # Calling codes codes may be sent to, e.g. ["91", "44"]; empty: [sms] default_region's.
+    countries: StrTuple = ()
+
+    @field_validator("countries")
+    @classmethod
+    def _calling_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(code.strip().removeprefix("+") for code in value)
+        for code in cleaned:
+            if not (code.isdigit() and 1 <= len(code) <= 3):
+                raise ValueError(f"{code!r} is not a calling code like '91' or '44'")
+        return cleaned
 
     @field_validator("text")
     @classmethod
     def _has_code(cls, value: str) -> str:
         return check_otp_text(value)
+
+
+class LimitsSettings(_Section):
+    """Per-client limits on the public routes that cost money or CPU, per window_seconds."""
+
+    window_seconds: int = Field(default=600, ge=10, le=86_400)
+    otp_sends: int = Field(default=10, ge=1, le=10_000)
+    signups: int = Field(default=5, ge=1, le=10_000)
+    logins: int = Field(default=30, ge=1, le=10_000)
+    subscribes: int = Field(default=5, ge=1, le=10_000)
 
 
 class TgtgSettings(_Section):
@@ -525,6 +567,7 @@ class Settings(_Section):
     modem: ModemSettings = ModemSettings()
     fcm: FcmSettings = FcmSettings()
     otp: OtpSettings = OtpSettings()
+    limits: LimitsSettings = LimitsSettings()
     tgtg: TgtgSettings = TgtgSettings()
     smtp: SmtpSettings = SmtpSettings()
     reports: ReportsSettings = ReportsSettings()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from daemon.push import PushService
     from daemon.tgtg.watcher import Watcher
 
+from daemon.api.clients import ClientResolver, networks
 from daemon.clock import Clock
 from daemon.config import Settings
 from storage.database import Database
@@ -55,6 +56,8 @@ class ApiContext:
     # Each scheduled job's next run; set by the lifecycle once the scheduler (built after
     # the API) has started, so None until then.
     jobs: Callable[[], dict[str, datetime | None]] | None = None
+    # Who is calling (X-Forwarded-For believed from [api] trusted_proxies); built from settings.
+    clients: ClientResolver = field(init=False)
 
     def __post_init__(self) -> None:
         # An empty token would make "Authorization: Bearer " a valid login.
@@ -65,6 +68,7 @@ class ApiContext:
         if self.started_at.tzinfo is None:
             raise ValueError("started_at must be timezone-aware (UTC)")
         self.cors_origins = tuple(self.cors_origins)
+        self.clients = ClientResolver(networks(self.settings.api.trusted_proxies))
 
 
 async def get_ctx(request: Request) -> ApiContext:

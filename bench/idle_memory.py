@@ -89,7 +89,7 @@ IMPORT_STEPS: list[tuple[str, str]] = [
         "fastapi (+ starlette, opentelemetry-api)",
         "import daemon.lean; daemon.lean.import_fastapi()",
     ),
-    ("uvicorn", "import uvicorn"),
+    ("granian (the HTTP server)", "import granian.server.embed"),
     ("sqlite_utils (+ pluggy, dateutil)", "import sqlite_utils"),
     (
         "apscheduler (asyncio scheduler, cron)",

@@ -294,7 +294,14 @@ class Daemon:
             backoffice=backoffice,
             metrics=self.metrics,
         )
-        server = ApiServer(create_app(ctx), sock)
+        server = ApiServer(
+            create_app(ctx),
+            sock,
+            max_header_bytes=settings.api.max_header_bytes,
+            header_timeout=settings.api.header_timeout_seconds,
+            keepalive_timeout=settings.api.keepalive_timeout_seconds,
+            max_connections=settings.api.max_connections,
+        )
         self.api_server = server
         await server.start()
         api_budget = settings.shutdown.api_seconds

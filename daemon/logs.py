@@ -22,7 +22,7 @@ MASK = "********"
 # so neither a timestamp nor the level name is repeated.
 JOURNAL_FORMAT = "%(name)s: %(message)s"
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET_LIBRARIES = ("uvicorn.access", "httpx", "httpcore", "apscheduler")
+QUIET_LIBRARIES = ("granian.access", "httpx", "httpcore", "apscheduler")
 # syslog priorities (sd-daemon(3)'s SD_ERR ... SD_DEBUG) for Python's levels.
 _PRIORITIES = ((logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
 _CRITICAL_PRIORITY = 2

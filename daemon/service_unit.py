@@ -39,6 +39,11 @@ STOP_MARGIN_SECONDS = 15
 # A first start migrates the database; on an SD card that takes a while.
 START_TIMEOUT_SECONDS = 120
 SYSTEMCTL_TIMEOUT_SECONDS = 60
+# LimitNOFILE: one file per API connection up to [api] max_connections (granian leaves the
+# rest in the listen backlog, holding none of ours), plus the daemon's own: the database and
+# its WAL, the log, the modem, outbound HTTPS pools, pipes; never below systemd's usual 4096.
+OWN_FILES = 1024
+MIN_OPEN_FILES = 4096
 STATUS_PROPERTIES = (
     "LoadState",
     "ActiveState",
@@ -67,6 +72,12 @@ class UnitSpec:
     stop_arithmetic: str
     writable: tuple[Path, ...] = ()
     run_as: str = SERVICE_USER
+    max_connections: int = Settings().api.max_connections
+
+
+def open_files_limit(max_connections: int) -> int:
+    """LimitNOFILE for a connection cap: the cap plus the daemon's own, in whole KiB."""
+    return max(MIN_OPEN_FILES, -(-(max_connections + OWN_FILES) // 1024) * 1024)
 
 
 def stop_timeout(settings: Settings) -> tuple[int, str]:
@@ -121,6 +132,9 @@ def render_unit(spec: UnitSpec) -> str:
         f"TimeoutStartSec={START_TIMEOUT_SECONDS}",
         f"# {spec.stop_arithmetic}.",
         f"TimeoutStopSec={spec.stop_timeout_seconds}",
+        f"# Files: up to [api] max_connections ({spec.max_connections}) client sockets, the",
+        f"# rest wait in the listen backlog; plus {OWN_FILES} for the daemon's own files.",
+        f"LimitNOFILE={open_files_limit(spec.max_connections)}",
         "UMask=0077",
         "NoNewPrivileges=true",
     ]
@@ -284,6 +298,7 @@ def plan_install(
             stop_arithmetic=arithmetic,
             writable=writable,
             run_as=run_as,
+            max_connections=settings.api.max_connections,
         )
     )
     return InstallPlan(directory / UNIT_NAME, text, config, writable)

@@ -1,18 +1,26 @@
-"""Serves the API with uvicorn inside the daemon's own event loop, on a socket we bind."""
+"""Serves the API with granian inside the daemon's own event loop, with limits for strangers.
+
+granian was chosen by measurement (docs/http-server.md, bench/http_servers.py): of the
+maintained ASGI servers it is the one that caps header size (431), header-read time and
+concurrent connections itself, through its public settings, and it adds no periodic wake-up.
+Its HTTP parsing runs on one Rust thread; the app runs on the daemon's loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from typing import Any
 
-import uvicorn
-from starlette.types import ASGIApp
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server.embed import Server
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +28,16 @@ LISTEN_BACKLOG = 128
 # Part of stop()'s timeout kept for the forced phase (cancel, wait for the task to unwind),
 # so that stop() as a whole returns within its timeout: at most this, at most a fifth.
 FORCED_STOP_RESERVE_SECONDS = 0.5
+# hyper (granian's HTTP/1 parser) refuses a read buffer smaller than this.
+MIN_HEADER_BUFFER_BYTES = 8192
+# granian configures logging with dictConfig at construction; incremental, with no handlers,
+# it only sets its loggers' levels and lets their records reach the daemon's handlers
+# (a full dictConfig would close every handler the daemon installed).
+GRANIAN_LOGGING: dict[str, Any] = {
+    "incremental": True,
+    "handlers": {},
+    "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True}},
+}
 
 
 class ApiBindError(Exception):
@@ -29,8 +47,8 @@ class ApiBindError(Exception):
 def bind_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to host:port and listening; ApiBindError instead of sys.exit.
 
-    Binding here rather than in uvicorn lets the daemon report a plain message
-    (uvicorn logs the OSError and calls sys.exit) and lets tests use port 0.
+    Binding here lets the daemon report a plain message before anything starts and lets
+    tests use port 0; ApiServer then hands the address it got to granian.
     """
     bare = host.strip().removeprefix("[").removesuffix("]")
     shown = _show(bare, port)
@@ -79,48 +97,76 @@ def _bind_failure(shown: str, exc: OSError) -> str:
     return f"cannot listen on {shown}: {reason}"
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn.Server that leaves signals to the daemon and tells when it listens."""
+def _tracking(app: ASGIApp, requests: set[asyncio.Task[None]]) -> ASGIApp:
+    """The app, each request in an asyncio task of its own that stop() can cancel.
 
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
+    granian drives each request through a stand-in task whose cancel() does nothing, so a
+    request that never finishes could not be forced, and anyio's cancel scopes inside
+    Starlette would not work; a real task gives both back.
+    """
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The daemon's lifecycle owns SIGINT/SIGTERM and stops us through ApiServer.stop;
-        # uvicorn's own handlers would replace the daemon's and re-raise the signal later.
-        yield
+    async def tracked(scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.ensure_future(app(scope, receive, send))
+        requests.add(task)
+        task.add_done_callback(requests.discard)
+        await task
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.listening.set()
+    return tracked
+
+
+def _http1(max_header_bytes: int, header_timeout: float, keepalive_timeout: float) -> HTTP1Settings:
+    """granian's HTTP/1 limits from the daemon's [api] settings.
+
+    hyper has one timer for "waiting for a request head": it runs from the connection's start
+    and again after each answer, until the head is complete. So the shorter of the two
+    settings bounds both a slow first header and an idle keep-alive connection.
+    """
+    return HTTP1Settings(
+        header_read_timeout=max(1, round(min(header_timeout, keepalive_timeout) * 1000)),
+        keep_alive=True,
+        # The buffer the head must fit in: beyond it the client gets 431.
+        max_buffer_size=max(MIN_HEADER_BUFFER_BYTES, max_header_bytes),
+    )
 
 
 class ApiServer:
-    """One uvicorn server on an already bound socket, started and stopped by the daemon."""
+    """One granian server on the address of an already bound socket, started and stopped by
+    the daemon, with the [api] HTTP limits."""
 
-    def __init__(self, app: ASGIApp, sock: socket.socket, *, access_log: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        *,
+        access_log: bool = False,
+        max_header_bytes: int = 16_384,
+        header_timeout: float = 10.0,
+        keepalive_timeout: float = 5.0,
+        max_connections: int = 256,
+    ) -> None:
         self._sock = sock
-        self._port: int = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            # The daemon configures logging; uvicorn must not install its own handlers.
-            log_config=None,
-            access_log=access_log,
-            lifespan="off",
-            server_header=False,
-            # The API has no websocket routes; do not load a websocket implementation.
-            ws="none",
-            # Trust X-Forwarded-* only from this machine (a local tunnel for webhooks),
-            # not from whatever FORWARDED_ALLOW_IPS says in the environment.
-            forwarded_allow_ips="127.0.0.1,::1",
+        host, self._port = sock.getsockname()[:2]
+        self._requests: set[asyncio.Task[None]] = set()
+        self._server = Server(
+            _tracking(app, self._requests),
+            address=host,
+            port=self._port,
+            # No lifespan (the daemon starts and stops its own parts), no websockets.
+            interface=Interfaces.ASGINL,
+            http=HTTPModes.http1,
+            websockets=False,
+            backlog=LISTEN_BACKLOG,
+            # Connections granian accepts at once; the rest wait in the listen backlog, so
+            # idle sockets can neither exhaust file descriptors nor starve other clients.
+            backpressure=max_connections,
+            http1_settings=_http1(max_header_bytes, header_timeout, keepalive_timeout),
+            # Errors only: each start would otherwise log that embedding is experimental.
+            log_level=LogLevels.error,
+            log_dictconfig=GRANIAN_LOGGING,
+            log_access=access_log,
         )
-        if access_log:
-            # uvicorn.Config(access_log=False) in this process turns propagation off for
-            # good; turn it back on so access lines reach the daemon's handlers.
-            logging.getLogger("uvicorn.access").propagate = True
-        self._server = _EmbeddedServer(config)
+        self._listening = asyncio.Event()
+        self._server.on_startup(self._listening.set)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -129,13 +175,13 @@ class ApiServer:
         return self._port
 
     async def start(self) -> None:
-        """Start serving; returns once connections are accepted."""
+        """Start serving; returns once the address listens (connections queue until accepted)."""
         if self._task is not None:
             raise RuntimeError("ApiServer.start() called twice")
-        self._task = asyncio.create_task(
-            self._server.serve(sockets=[self._sock]), name="shopbell-api-server"
-        )
-        listening = asyncio.create_task(self._server.listening.wait())
+        # granian binds the address itself (it cannot take a socket): give it back first.
+        self._sock.close()
+        self._task = asyncio.create_task(self._server.serve(), name="shopbell-api-server")
+        listening = asyncio.create_task(self._listening.wait())
         await asyncio.wait({self._task, listening}, return_when=asyncio.FIRST_COMPLETED)
         if not listening.done():
             listening.cancel()
@@ -155,32 +201,27 @@ class ApiServer:
             self._sock.close()
             return
         reserve = min(FORCED_STOP_RESERVE_SECONDS, timeout / 5)
-        self._server.should_exit = True
-        done, _ = await asyncio.wait({task}, timeout=max(0.0, timeout - reserve))
-        if done:
+        self._server.stop()
+        pending = {task, *self._requests}
+        _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout - reserve))
+        if not pending:
             self._log_failure(task)
-            self._sock.close()  # uvicorn closed it already; closing twice is harmless
             return
-
-        state = self._server.server_state
+        requests = [t for t in pending if t is not task]
         logger.warning(
-            "API did not stop within %.1f s: cancelling %d request(s), closing %d connection(s)",
+            "API did not stop within %.1f s: cancelling %d request(s)",
             timeout - reserve,
-            len(state.tasks),
-            len(state.connections),
+            len(requests),
         )
-        self._server.force_exit = True
-        for request_task in list(state.tasks):
-            request_task.cancel()
-        for connection in list(state.connections):
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.abort()
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=reserve)
+        for request in requests:
+            request.cancel()
+        # granian ends once its connections have: give it the reserve, then cancel it too.
+        done, _ = await asyncio.wait({task}, timeout=reserve / 2)
+        if not done:
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=reserve / 2)
         if not done:
             logger.error("API server task did not end after cancellation")
-        self._sock.close()
 
     @staticmethod
     def _log_failure(task: asyncio.Task[None]) -> None:

@@ -104,6 +104,9 @@ def test_the_shipped_unit_is_what_install_writes_and_has_what_systemd_needs() ->
     # A modem plugged in after the start must stay reachable: no private /dev.
     assert "PrivateDevices" not in service and "DevicePolicy" not in service
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+    # Room for the default 256 API connections and the daemon's own files (1,024 at most
+    # by the default soft limit, which 1,224 idle sockets once exhausted).
+    assert int(service["LimitNOFILE"]) >= 256 + 1024
 
 
 def test_stop_timeout_is_above_what_the_daemon_spends_stopping(
@@ -205,6 +208,18 @@ def test_system_install_runs_as_the_service_user_with_its_data_dir_writable(
     # The folders exist before the start (systemd refuses a missing ReadWritePaths).
     assert (tmp_path / "data").is_dir() and log_dir.is_dir()
     assert systemctl.calls == ["daemon-reload", "enable --now shopbell.service"]
+
+
+def test_open_files_limit_follows_the_configured_connection_cap(
+    systemctl: FakeSystemctl, tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    config = write_config("[api]\nmax_connections = 10000\n")
+    units = tmp_path / "units"
+    args = ["--config", str(config), "service", "install", "--user", "--unit-dir", str(units)]
+    result = shopbell(*args)
+    assert result.exit_code == 0, result.output
+    service = parse_unit((units / "shopbell.service").read_text())["Service"]
+    assert int(service["LimitNOFILE"]) >= 10000 + 1024
 
 
 def test_system_install_says_what_is_missing(

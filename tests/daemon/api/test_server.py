@@ -22,7 +22,7 @@ async def test_serves_over_tcp_and_stops_within_its_timeout(app: FastAPI) -> Non
     assert port > 0
     await server.start()
     try:
-        # uvicorn's own signal handlers would have replaced the daemon's by now.
+        # A server's own signal handlers would have replaced the daemon's by now.
         assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             health = await client.get("/api/health")
@@ -33,7 +33,8 @@ async def test_serves_over_tcp_and_stops_within_its_timeout(app: FastAPI) -> Non
 
     assert health.status_code == 200
     assert health.json()["database"] == {"ok": True}
-    assert "server" not in health.headers
+    # granian always names itself (no setting turns it off); it must not tell its version.
+    assert health.headers.get("server", "granian") == "granian"
     assert private.json() == {"principal": "api-token"}
     assert refused.status_code == 401
     assert TOKEN not in refused.text
@@ -53,8 +54,12 @@ async def test_stop_forces_a_request_that_does_not_finish(app: FastAPI, probe: P
         await asyncio.wait_for(server.stop(timeout=0.5), timeout=5.0)
 
         assert probe.slow_cancelled
-        with pytest.raises(httpx.TransportError):
-            await asyncio.wait_for(request, timeout=5.0)
+        # The cancelled request is answered 500 by granian, or its connection drops.
+        try:
+            answer = await asyncio.wait_for(request, timeout=5.0)
+        except httpx.TransportError:
+            return
+        assert answer.status_code == 500
 
 
 async def test_stop_before_start_just_closes_the_socket(app: FastAPI) -> None:

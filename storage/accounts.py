@@ -81,10 +81,32 @@ def list_accounts(
 def record_login_failure(
     db: sqlite_utils.Database, account_id: int, *, locked_until: str | None, now: str
 ) -> None:
+    """Count one failed login (the caller read the count and the lock in this transaction)."""
     db.execute(
         "UPDATE accounts SET failed_logins = failed_logins + 1, locked_until = ?, updated_at = ? "
         "WHERE id = ?",
         [locked_until, now, account_id],
+    )
+
+
+def refund_login_failure(
+    db: sqlite_utils.Database,
+    account_id: int,
+    *,
+    set_until: str | None,
+    previous_until: str | None,
+    now: str,
+) -> None:
+    """Undo one record_login_failure() made in advance for a try that was no guess after all.
+
+    The lock goes back to `previous_until` only if it is still the `set_until` that failure
+    wrote: a lock set since by another try stands.
+    """
+    db.execute(
+        "UPDATE accounts SET failed_logins = MAX(failed_logins - 1, 0), "
+        "locked_until = CASE WHEN locked_until IS ? THEN ? ELSE locked_until END, "
+        "updated_at = ? WHERE id = ?",
+        [set_until, previous_until, now, account_id],
     )
 
 

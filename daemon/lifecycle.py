@@ -255,6 +255,7 @@ class Daemon:
                 self.clock,
                 self.outbox,
                 shop_name=settings.shop.name,
+                default_region=settings.sms.default_region,
             )
             backoffice = build_backoffice(settings, self.db, self.clock)
             self.backoffice = backoffice

@@ -472,10 +472,13 @@ def count_by_status(db: sqlite_utils.Database) -> dict[str, int]:
 def count_recent_to(
     db: sqlite_utils.Database, channel: str, recipient: str, since: str
 ) -> tuple[int, str | None]:
-    """Messages to one recipient created since `since`, and the oldest of their times."""
+    """Messages to one recipient created after `since`, and the oldest of their times.
+
+    After, not at: a limit per minute lets the next message through a minute after the first.
+    """
     row = db.execute(
         "SELECT count(*), min(created_at) FROM messages "
-        "WHERE recipient = ? AND channel = ? AND created_at >= ?",
+        "WHERE recipient = ? AND channel = ? AND created_at > ?",
         [recipient, channel, since],
     ).fetchone()
     return int(row[0]), row[1]

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from daemon.api.auth import PRINCIPAL_API_TOKEN, register_login_prefix, register_public_prefix
+from daemon.api.auth import PRINCIPAL_API_TOKEN
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
 from daemon.backoffice.accounts import AccountError
@@ -24,14 +24,8 @@ from storage.models import Account, Role
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
-SIGNUP_PATHS = ("/signup", "/store/signup", "/api/users/register")
+SIGNUP_PATHS = ("/signup", "/store/signup", "/api/users/register", "/register")
 LOGIN_PATHS = ("/login", "/store/login", "/api/users/login")
-for _path in (*SIGNUP_PATHS, *LOGIN_PATHS):
-    register_public_prefix(_path, methods=["POST"])
-    register_login_prefix(_path)
-# POST /api/v1/accounts (create) and /api/v1/accounts/login check who asks themselves.
-register_public_prefix("/api/v1/accounts", methods=["POST"])
-register_login_prefix("/api/v1/accounts")
 
 # No spaces or control characters: a login name is typed at a till and in URLs.
 USERNAME_PATTERN = r"^[^\s\x00-\x1f\x7f]{3,64}$"
@@ -43,24 +37,76 @@ class _Body(BaseModel):
 
 
 class SignupRequest(_Body):
-    username: str = Field(pattern=USERNAME_PATTERN, description="3-64 characters, no spaces")
-    password: str = Field(min_length=1, max_length=1024)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
-    phone: str | None = Field(default=None, max_length=40)
+    """shopbell's names, and the supermarket backend's capitalised keys as aliases."""
+
+    username: str = Field(
+        pattern=USERNAME_PATTERN,
+        description="3-64 characters, no spaces; default: the email address",
+    )
+    password: str = Field(
+        min_length=1, max_length=1024, validation_alias=AliasChoices("password", "Password")
+    )
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        validation_alias=AliasChoices("email", "Email_ID"),
+    )
+    phone: str | None = Field(
+        default=None, max_length=40, validation_alias=AliasChoices("phone", "Contact_Number")
+    )
     full_name: str | None = Field(
         default=None, max_length=200, validation_alias=AliasChoices("full_name", "name")
     )
     role: Role | None = Field(
         default=None,
-        validation_alias=AliasChoices("role", "designation"),
+        validation_alias=AliasChoices("role", "designation", "Designation"),
         description="customer unless a staff login (or the API token) asks for more",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _supermarket_keys(cls, data: Any) -> Any:
+        """Fill what the supermarket backend's sign-up body (processor.py) leaves implicit.
+
+        Its Postman requests send First_Name and Last_Name, no username, a designation
+        typed as people write it ("Manager") and sometimes the phone as a JSON number.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if not any(key in data for key in ("full_name", "name")):
+            parts = [data.get("First_Name"), data.get("Last_Name")]
+            words = [str(part).strip() for part in parts if isinstance(part, str) and part.strip()]
+            if words:
+                data["full_name"] = " ".join(words)
+        # The rule for a body without a username: the email address as sent is the login
+        # name (it is unique, as emails are, and it is what these clients log in with).
+        if "username" not in data:
+            email = data.get("email", data.get("Email_ID"))
+            if isinstance(email, str) and email.strip():
+                data["username"] = email.strip()
+        for key in ("role", "designation", "Designation"):
+            if isinstance(data.get(key), str):
+                data[key] = data[key].strip().lower()
+        for key in ("phone", "Contact_Number"):
+            if isinstance(data.get(key), int) and not isinstance(data.get(key), bool):
+                data[key] = str(data[key])
+        return data
 
 
 class LoginRequest(_Body):
     username: str | None = Field(default=None, min_length=1, max_length=254)
-    email: str | None = Field(default=None, min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=1024)
+    # Email_ID and Password: the supermarket backend's login body (app.py).
+    email: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=254,
+        validation_alias=AliasChoices("email", "Email_ID"),
+    )
+    password: str = Field(
+        min_length=1, max_length=1024, validation_alias=AliasChoices("password", "Password")
+    )
 
     @model_validator(mode="after")
     def _one_name(self) -> LoginRequest:
@@ -108,6 +154,26 @@ class LoginResponse(BaseModel):
     token_type: str = "bearer"  # noqa: S105 -- the OAuth token type, not a secret
     expires_in: int = Field(description="seconds the token stays valid")
     user: AccountOut
+    # The old backends' clients read these at the top level: the supermarket's store/login
+    # answered user_id, the ElectroPorts front end (Login.jsx) stores role and refresh_token.
+    role: str = Field(description="the same as user.role")
+    user_id: int = Field(description="the same as user.id")
+    refresh_token: str = Field(
+        description="the access token again: there are no refresh tokens; log in anew "
+        "when it expires (ElectroPorts' front end only stores this one)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _top_level_copies(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        user = data.get("user")
+        if isinstance(user, AccountOut):
+            data = {"role": user.role, "user_id": user.id, **data}
+        if "access_token" in data:
+            data = {"refresh_token": data["access_token"], **data}
+        return data
 
 
 class AccountsResponse(BaseModel):
@@ -256,10 +322,58 @@ async def list_accounts(
 
 @router.get("/api/v1/accounts/me", summary="The logged-in account")
 async def me(request: Request, ctx: Ctx) -> AccountResponse:
+    return AccountResponse(account=AccountOut.of(await _own_account(request, ctx)))
+
+
+async def _own_account(request: Request, ctx: ApiContext) -> Account:
+    """The caller's own account; 404 for the API token, which is none."""
     actor = await require_actor(request, ctx)
     if actor.account_id is None:
         raise ApiError(404, "the API token is not an account")
     account = await backoffice(ctx).accounts.get(actor.account_id)
     if account is None:
         raise ApiError(404, "no such account")
-    return AccountResponse(account=AccountOut.of(account))
+    return account
+
+
+# -- the ElectroPorts front end's own paths ------------------------------------------------
+# Its shipped code calls these, not the README's /api/users/...: SignUp.jsx posts /register,
+# Profile.jsx reads /user.
+
+
+@router.post("/register", status_code=201, summary="Register (ElectroPorts front end)")
+async def register(request: Request, body: SignupRequest, ctx: Ctx) -> SignupResponse:
+    # Its form also sends confirmPassword; the page compares the two itself, so it is ignored.
+    return await _signup(request, ctx, body, "customer")
+
+
+class UserProfile(BaseModel):
+    """The login's own account in the ElectroPorts backend's shape, plus shopbell's fields."""
+
+    success: bool = True
+    id: int
+    username: str
+    email: str | None
+    role: str
+    # shopbell keeps no pictures; the keys are there because the page reads them.
+    image_url: None = None
+    imageUrl: None = None  # the name Profile.jsx reads
+    name: str = Field(description="the full name, or the username when there is none")
+    full_name: str | None
+    phone: str | None
+    created_at: str
+
+
+@router.get("/user", summary="The logged-in account (ElectroPorts front end)")
+async def user_profile(request: Request, ctx: Ctx) -> UserProfile:
+    account = await _own_account(request, ctx)
+    return UserProfile(
+        id=account.id,
+        username=account.username,
+        email=account.email,
+        role=account.role,
+        name=account.full_name or account.username,
+        full_name=account.full_name,
+        phone=account.phone,
+        created_at=account.created_at.isoformat(),
+    )

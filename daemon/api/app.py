@@ -8,17 +8,24 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from daemon.api import accounts as accounts_api
-from daemon.api import health, index, messages, notifications, otp, webhooks
+from daemon.api import docs, health, home, index, messages, notifications, otp, webhooks
 from daemon.api import orders as orders_api
 from daemon.api import products as products_api
 from daemon.api import reports as reports_api
 from daemon.api import stats as stats_api
 from daemon.api import subscribers as subscribers_api
 from daemon.api import tgtg as tgtg_api
-from daemon.api.auth import BearerAuthMiddleware, LoginVerifier, add_bearer_security
+from daemon.api.auth import AccessMiddleware, Door, LoginVerifier, add_bearer_security
+from daemon.api.client_limits import ClientLimiter
+from daemon.api.clients import networks
 from daemon.api.context import ApiContext, get_ctx
-from daemon.api.errors import UnhandledErrorMiddleware, install_error_handlers
+from daemon.api.errors import (
+    UnhandledErrorMiddleware,
+    document_validation_status,
+    install_error_handlers,
+)
 from daemon.api.limits import BodyLimitMiddleware
+from daemon.api.local_callers import LocalCallers, machine_names
 
 __all__ = ["DOCS_URL", "OPENAPI_URL", "ApiContext", "create_app", "get_ctx"]
 
@@ -27,6 +34,7 @@ DOCS_URL = "/api/docs"
 CORS_MAX_AGE_SECONDS = 600
 # Every module with routes, in the order a request is matched against them.
 _ROUTE_MODULES = (
+    home,
     health,
     index,
     messages,
@@ -40,6 +48,7 @@ _ROUTE_MODULES = (
     subscribers_api,
     tgtg_api,
     stats_api,
+    docs,
 )
 
 
@@ -49,10 +58,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
         title="shopbell",
         version=ctx.version,
         openapi_url=OPENAPI_URL,
-        docs_url=DOCS_URL,
+        # FastAPI's own pages load Swagger UI/ReDoc from a CDN (blank with no internet):
+        # off here, served by daemon/api/docs.py with assets from a package instead.
+        docs_url=None,
         redoc_url=None,
-        # FastAPI's default is /docs/oauth2-redirect, outside /api and outside the public list.
-        swagger_ui_oauth2_redirect_url=DOCS_URL + "/oauth2-redirect",
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
@@ -67,10 +77,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     # add_middleware puts each new one outside the previous: the last added runs first.
     # Order, outermost first: CORS (so preflights and 401/413 answers carry CORS headers),
-    # auth (an unknown client gets 401 before anything else), body limit, error catcher.
+    # the access table (route, credentials, per-client limits, before any body is read),
+    # body limit, error catcher.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=ctx.max_body_bytes)
-    app.add_middleware(BearerAuthMiddleware, token=ctx.api_token, verify_login=_login_verifier(ctx))
+    app.add_middleware(AccessMiddleware, router=app.router, door=_door(ctx))
     if ctx.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -96,6 +107,22 @@ def _serve(app: FastAPI, router: APIRouter) -> None:
     app.router.routes.extend(router.routes)
 
 
+def _door(ctx: ApiContext) -> Door:
+    api = ctx.settings.api
+    local = LocalCallers(
+        networks=networks(api.trusted_networks),
+        origins=frozenset(origin.rstrip("/") for origin in ctx.cors_origins),
+        names=machine_names(extra_urls=(api.public_url,), extra_hosts=(api.host,)),
+    )
+    return Door(
+        token=ctx.api_token,
+        verify_login=_login_verifier(ctx),
+        clients=ctx.clients,
+        local=local,
+        limiter=ClientLimiter(ctx.settings.limits, ctx.clock),
+    )
+
+
 def _login_verifier(ctx: ApiContext) -> LoginVerifier:
     def verify(token: str) -> object | None:
         # Read at each request: the back office may be attached after the app is built.
@@ -110,7 +137,7 @@ def _install_openapi_security(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         # FastAPI caches the schema and rebuilds it when routes change; marking is
         # idempotent, so mark whatever it returns.
-        return add_bearer_security(build_schema())
+        return add_bearer_security(document_validation_status(build_schema()))
 
     # FastAPI's documented way to customise the schema: replace app.openapi.
     app.openapi = openapi  # type: ignore[method-assign]

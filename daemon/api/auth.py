@@ -1,51 +1,36 @@
-"""Bearer-token authentication for every path but the few listed here as public."""
+"""The door: each request judged by its route's row in the access table (daemon/api/access.py)."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from daemon.api.access import Access, Rule, rule_for
+from daemon.api.client_limits import ClientLimiter, Refusal
+from daemon.api.clients import ClientResolver
 from daemon.api.errors import error_response
+from daemon.api.local_callers import LocalCallers
 
 logger = logging.getLogger(__name__)
 
 # Hand-written, after looking at Starlette's AuthenticationMiddleware and FastAPI's
 # HTTPBearer: both protect only the routes that ask (`requires`, a dependency), so a
-# route that forgets is open. Here every path is closed unless listed below.
+# route that forgets is open. Here the access table (daemon/api/access.py) decides, and a
+# route without a row there needs the API token.
 
 PRINCIPAL_API_TOKEN = "api-token"  # noqa: S105 -- a principal kind, not a secret
+# A tokenless call to a local route from one of the shop PC's own programs.
+PRINCIPAL_LOCAL = "local-program"
 BEARER_SCHEME = "bearerAuth"
-
-# Public exact routes as (method, path). Everything not listed here or under a public
-# prefix needs a bearer token, so a route added later cannot forget authentication.
-PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
-    (method, path)
-    for method in ("GET", "HEAD")
-    for path in (
-        "/api/health",
-        "/api",
-        "/api/openapi.json",
-        "/api/docs",
-        "/api/docs/oauth2-redirect",
-    )
-)
-
-# Path prefixes whose routes authenticate requests themselves, e.g. Twilio webhooks
-# checking X-Twilio-Signature, or a sign-up route deciding what an optional login may do.
-# A prefix covers itself and what is below it at a "/" boundary; the value is the methods
-# it is public for (None: any). Edit only through `register_public_prefix`, at import time
-# of the module that defines such routes, so `grep register_public_prefix` lists every one.
-_public_prefixes: dict[str, frozenset[str] | None] = {}
-
-# Path prefixes where a login token (a JWT from a back-office login) is accepted as well as
-# the API token. Everywhere else only the API token opens the door: a customer's login must
-# never reach the outbox, push or OTP routes. Edit through `register_login_prefix`.
-_login_prefixes: set[str] = set()
 
 # Checks a presented token that is not the API token: returns a principal, or None.
 LoginVerifier = Callable[[str], object | None]
@@ -55,130 +40,190 @@ MISSING_BEARER_MESSAGE = (
     "missing bearer token: send Authorization: Bearer <token> (shopbell token prints it)"
 )
 INVALID_BEARER_MESSAGE = "invalid token"
+_REPEATED_SLASHES = re.compile("/{2,}")
+ROUTE_CACHE_SIZE = 2048
 
 
-def _check_prefix(prefix: str, what: str) -> str:
-    if not prefix.startswith("/") or prefix.rstrip("/") in ("", "/api"):
-        raise ValueError(f"refusing to make {prefix!r} {what}: it would cover the whole API")
-    return prefix.rstrip("/")
+@dataclass(frozen=True)
+class Door:
+    """What the access middleware needs besides the app: credentials, callers, limits."""
 
+    token: str
+    verify_login: LoginVerifier | None
+    clients: ClientResolver
+    local: LocalCallers
+    limiter: ClientLimiter | None = None
 
-def register_public_prefix(prefix: str, methods: Iterable[str] | None = None) -> None:
-    """Let paths under `prefix` through without a bearer token (its routes check).
-
-    `methods` limits it (e.g. GET for a public catalogue whose writes need a login).
-    On a public path a bearer token, when one is sent and valid, still sets the principal.
-    """
-    key = _check_prefix(prefix, "public")
-    _public_prefixes[key] = None if methods is None else frozenset(m.upper() for m in methods)
-
-
-def unregister_public_prefix(prefix: str) -> None:
-    """Undo `register_public_prefix` (for tests)."""
-    _public_prefixes.pop(prefix.rstrip("/"), None)
-
-
-def public_prefixes() -> frozenset[str]:
-    """The registered public prefixes, without trailing slashes."""
-    return frozenset(_public_prefixes)
-
-
-def register_login_prefix(prefix: str) -> None:
-    """Accept login tokens (JWTs) as well as the API token on paths under `prefix`."""
-    _login_prefixes.add(_check_prefix(prefix, "open to logins"))
-
-
-def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + "/")
-
-
-def login_allowed(path: str) -> bool:
-    """True when a login token may be used on `path`."""
-    return any(_under(path, prefix) for prefix in _login_prefixes)
-
-
-def is_public(method: str, path: str) -> bool:
-    """True when (method, path) needs no bearer token."""
-    method = method.upper()
-    if (method, path) in PUBLIC_ROUTES:
-        return True
-    return any(
-        _under(path, prefix) and (methods is None or method in methods)
-        for prefix, methods in _public_prefixes.items()
-    )
-
-
-class BearerAuthMiddleware:
-    """Pure ASGI middleware: checks `Authorization: Bearer <token>` before any route runs.
-
-    On success it sets scope["state"]["principal"] (request.state.principal) to
-    "api-token", or to what `verify_login` returned for a login token (a JWT) on a path
-    registered with `register_login_prefix`; on public paths to that principal when a valid
-    token was sent anyway, else None.
-    """
-
-    def __init__(
-        self, app: ASGIApp, *, token: str, verify_login: LoginVerifier | None = None
-    ) -> None:
-        if not token.strip():
+    def __post_init__(self) -> None:
+        if not self.token.strip():
             raise ValueError("an empty API token would let anyone in")
-        self.app = app
-        self._token = token.encode("utf-8")
-        self._verify_login = verify_login
 
-    def _principal(self, presented: str, path: str) -> object | None:
+
+class AccessMiddleware:
+    """Pure ASGI middleware: judges each request by its route's row in the access table.
+
+    First the route: an unknown path is 404 and a known path with another method 405, for
+    anyone (they are listed in the public OpenAPI document anyway). Then the credentials
+    the row asks for, then the row's per-client limit. It sets scope["state"]["principal"]
+    (request.state.principal) to "api-token", to what `verify_login` returned for a login
+    token (a JWT), to "local-program" for a tokenless local call, or to None on a public
+    route called without credentials.
+    """
+
+    def __init__(self, app: ASGIApp, *, router: Router, door: Door) -> None:
+        self.app = app
+        self._router = router
+        self._door = door
+        self._token = door.token.encode("utf-8")
+        self._routes_seen: dict[tuple[str, str, int], tuple[str | None, frozenset[str]]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        method: str = scope["method"]
+        if "//" in scope["path"]:
+            # Flask merged repeated slashes; old builds of seed 0's page post to
+            # "//submit_subscriber_info". Merged here, so the table and router see one path.
+            scope["path"] = _REPEATED_SLASHES.sub("/", scope["path"])
+        route, allowed = self._route_of(scope)
+        if route is None:
+            if allowed:
+                headers = {"Allow": ", ".join(sorted(allowed))}
+                response = error_response(405, "Method Not Allowed", headers=headers)
+            else:
+                response = error_response(404, "Not Found")
+            await response(scope, receive, send)
+            return
+
+        rule = rule_for(method, route)
+        access = rule.access if rule is not None else Access.TOKEN
+        headers = Headers(scope=scope)
+        presented = _bearer_token(headers.get("authorization"))
+        principal = None if presented is None else self._principal(presented)
+
+        refusal = self._refusal(access, presented, principal, scope, headers)
+        if refusal is not None:
+            logger.debug("refused %s %s: %s", method, scope["path"], refusal)
+            await _unauthorized(refusal)(scope, receive, send)
+            return
+        if access is Access.LOCAL and principal != PRINCIPAL_API_TOKEN:
+            principal = PRINCIPAL_LOCAL
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["principal"] = principal
+
+        over = self._over_limit(rule, principal, scope)
+        if over is not None:
+            limited = error_response(
+                429, over.message, headers={"Retry-After": str(over.retry_after)}
+            )
+            await limited(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _over_limit(self, rule: Rule | None, principal: object, scope: Scope) -> Refusal | None:
+        """The row's per-client limit; the shop's own programs (the API token) go unlimited."""
+        limiter = self._door.limiter
+        if rule is None or rule.limit is None or limiter is None:
+            return None
+        if principal == PRINCIPAL_API_TOKEN:
+            return None
+        client = self._door.clients.key(scope)
+        over = limiter.take(rule.limit, client)
+        if over is not None:
+            logger.info("limited %s %s from %s", scope["method"], scope["path"], client)
+        return over
+
+    def _route_of(self, scope: Scope) -> tuple[str | None, frozenset[str]]:
+        """`_match`, remembered per method and path: walking ~90 routes costs up to 0.15 ms.
+
+        Bounded: emptied when full, so a scanner's many paths cost only the walk. The
+        number of routes is part of the key, as tests add routes to a built app.
+        """
+        routes = self._router.routes
+        key = (scope["method"], scope["path"], len(routes))
+        found = self._routes_seen.get(key)
+        if found is None:
+            if len(self._routes_seen) >= ROUTE_CACHE_SIZE:
+                self._routes_seen.clear()
+            found = self._routes_seen[key] = _match(routes, scope)
+        return found
+
+    def _principal(self, presented: str) -> object | None:
         # Constant time, on bytes (a str compare_digest refuses non-ASCII input); Starlette
         # decoded the header as latin-1, so encoding it back gives the bytes as sent.
         if hmac.compare_digest(presented.encode("latin-1"), self._token):
             return PRINCIPAL_API_TOKEN
-        if self._verify_login is not None and login_allowed(path):
-            return self._verify_login(presented)
+        if self._door.verify_login is not None:
+            return self._door.verify_login(presented)
         return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-
-        state: dict[str, Any] = scope.setdefault("state", {})
-        method = scope.get("method", "GET")
-        # scope["path"] is what the router matches too, so both see the same path.
-        path: str = scope["path"]
-        presented = _bearer_token(Headers(scope=scope).get("authorization"))
-        if is_public(method, path):
+    def _refusal(
+        self,
+        access: Access,
+        presented: str | None,
+        principal: object | None,
+        scope: Scope,
+        headers: Headers,
+    ) -> str | None:
+        """Why the request is refused (401), or None when it may go on."""
+        if access is Access.PUBLIC:
             # The route decides what an (optional) login may do, e.g. staff sign-up.
-            state["principal"] = None if presented is None else self._principal(presented, path)
-            await self.app(scope, receive, send)
-            return
-
+            return None
+        if principal == PRINCIPAL_API_TOKEN:
+            return None
+        if access is Access.LOGIN and principal is not None:
+            return None
         if presented is None:
-            logger.debug("refused %s %s: no bearer token", method, path)
-            await self._refuse(scope, receive, send, MISSING_BEARER_MESSAGE)
-            return
-        principal = self._principal(presented, path)
-        if principal is None:
-            client = scope.get("client") or ("?", 0)
-            logger.warning("refused %s %s from %s: invalid token", method, path, client[0])
-            message = INVALID_BEARER_MESSAGE
-            if (
-                self._verify_login is not None
-                and not login_allowed(path)
-                and self._verify_login(presented) is not None
-            ):
-                message = LOGIN_NOT_ALLOWED_MESSAGE
-            await self._refuse(scope, receive, send, message)
-            return
+            if access is Access.LOCAL:
+                reason = self._door.local.refusal(self._door.clients.address(scope), headers)
+                if reason is None:
+                    return None
+                return f"{MISSING_BEARER_MESSAGE}; a call without it is refused here: {reason}"
+            return MISSING_BEARER_MESSAGE
+        if principal is not None:
+            return LOGIN_NOT_ALLOWED_MESSAGE
+        client = self._door.clients.key(scope)
+        logger.warning(
+            "refused %s %s from %s: invalid token", scope["method"], scope["path"], client
+        )
+        return INVALID_BEARER_MESSAGE
 
-        state["principal"] = principal
-        await self.app(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
-        if scope["type"] == "websocket":
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # No websocket route is in the access table: only the API token opens one.
+        presented = _bearer_token(Headers(scope=scope).get("authorization"))
+        if presented is None or self._principal(presented) != PRINCIPAL_API_TOKEN:
             # 1008 = policy violation; a websocket cannot carry an HTTP 401 body.
             await send({"type": "websocket.close", "code": 1008})
             return
-        response = error_response(401, message, headers={"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
+        scope.setdefault("state", {})["principal"] = PRINCIPAL_API_TOKEN
+        await self.app(scope, receive, send)
+
+
+def _match(routes: Sequence[BaseRoute], scope: Scope) -> tuple[str | None, frozenset[str]]:
+    """The template of the route that serves `scope`, else the methods its path allows.
+
+    The same walk as Starlette's router (the first full match wins), through its public
+    `matches`, so the table is judged against the route that will really answer.
+    """
+    allowed: set[str] = set()
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "")), frozenset()
+        if match is Match.PARTIAL:
+            allowed |= set(getattr(route, "methods", None) or ())
+    if "GET" in allowed:
+        allowed.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return None, frozenset(allowed)
+
+
+def _unauthorized(message: str) -> Response:
+    return error_response(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def _bearer_token(header: str | None) -> str | None:
@@ -193,7 +238,7 @@ def _bearer_token(header: str | None) -> str | None:
 
 
 def add_bearer_security(schema: dict[str, Any]) -> dict[str, Any]:
-    """Mark non-public operations in an OpenAPI schema as needing the bearer token.
+    """Mark each operation of an OpenAPI schema with its access and the token it needs.
 
     The middleware, not a FastAPI dependency, enforces auth, so FastAPI cannot know;
     without this the docs page has no "Authorize" button.
@@ -206,6 +251,14 @@ def add_bearer_security(schema: dict[str, Any]) -> dict[str, Any]:
     }
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
-            if isinstance(operation, dict) and not is_public(method, path):
+            if not isinstance(operation, dict):
+                continue
+            rule = rule_for(method, path)
+            access = rule.access if rule is not None else Access.TOKEN
+            operation["x-access"] = access.value
+            if access is Access.LOCAL:
+                # The token, or nothing from this machine's own programs.
+                operation.setdefault("security", [{BEARER_SCHEME: []}, {}])
+            elif access is not Access.PUBLIC:
                 operation.setdefault("security", [{BEARER_SCHEME: []}])
     return schema

@@ -6,9 +6,10 @@ import asyncio
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from daemon.api.auth import PRINCIPAL_API_TOKEN
 from daemon.api.context import ApiContext, HealthSource, get_ctx
 from daemon.clock import utc_iso
 
@@ -27,7 +28,8 @@ class ComponentHealth(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     state: Literal["ok", "degraded", "down"]
-    detail: str = ""
+    # None (left out) in the answer to a caller without the token.
+    detail: str | None = ""
 
 
 class DatabaseHealth(BaseModel):
@@ -37,39 +39,59 @@ class DatabaseHealth(BaseModel):
 
 
 class HealthReport(BaseModel):
-    """The body of GET /api/health."""
+    """The body of GET /api/health; without the token only up/down and the version."""
 
+    # The seeds' shape: QuickCart's page sends nothing until health says success is true.
+    success: bool
     status: Literal["ok", "degraded"]
     version: str
-    uptime_seconds: float
-    time: str
     database: DatabaseHealth
     components: dict[str, ComponentHealth]
+    # Only for a caller with the API token (None is left out of the answer).
+    uptime_seconds: float | None = None
+    time: str | None = None
 
 
 @router.get(
     "/api/health",
     summary="Daemon health: version, uptime, database and components",
     response_model=HealthReport,
+    response_model_exclude_none=True,
     responses={503: {"model": HealthReport, "description": "The database does not answer"}},
 )
-async def health(response: Response, ctx: Annotated[ApiContext, Depends(get_ctx)]) -> HealthReport:
-    """Public; 200 while the database answers, 503 when it does not."""
+async def health(
+    request: Request, response: Response, ctx: Annotated[ApiContext, Depends(get_ctx)]
+) -> HealthReport:
+    """Public; 200 while the database answers, 503 when it does not.
+
+    A stranger learns only whether each part is up and the version; provider detail,
+    sender numbers, error texts and budgets need the API token.
+    """
     db_ok, components = await asyncio.gather(
         _database_ok(ctx),
-        _check_components(ctx.health_sources),
+        check_components(ctx.health_sources),
     )
     all_ok = db_ok and all(c.state == "ok" for c in components.values())
     if not db_ok:
         response.status_code = 503
-    uptime = max(0.0, ctx.clock.monotonic() - ctx.started_monotonic)
-    return HealthReport(
+    report = HealthReport(
+        success=db_ok,
         status="ok" if all_ok else "degraded",
         version=ctx.version,
-        uptime_seconds=round(uptime, 3),
-        time=utc_iso(ctx.clock.now()),
         database=DatabaseHealth(ok=db_ok),
-        components=components,
+        components={
+            name: ComponentHealth(state=c.state, detail=None) for name, c in components.items()
+        },
+    )
+    if getattr(request.state, "principal", None) != PRINCIPAL_API_TOKEN:
+        return report
+    uptime = max(0.0, ctx.clock.monotonic() - ctx.started_monotonic)
+    return report.model_copy(
+        update={
+            "components": components,
+            "uptime_seconds": round(uptime, 3),
+            "time": utc_iso(ctx.clock.now()),
+        }
     )
 
 
@@ -82,7 +104,8 @@ async def _database_ok(ctx: ApiContext) -> bool:
         return False
 
 
-async def _check_components(sources: dict[str, HealthSource]) -> dict[str, ComponentHealth]:
+async def check_components(sources: dict[str, HealthSource]) -> dict[str, ComponentHealth]:
+    """Every source's answer, each within HEALTH_TIMEOUT_SECONDS; a failing one is down."""
     names = list(sources)
     results = await asyncio.gather(*(_ask(name, sources[name]) for name in names))
     return dict(zip(names, results, strict=True))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
 
-from daemon.api.auth import is_public
+from daemon.api.access import is_public
 from daemon.api.context import ApiContext, get_ctx
 
 router = APIRouter()
@@ -42,7 +42,7 @@ async def api_index(request: Request, ctx: Annotated[ApiContext, Depends(get_ctx
     return ApiIndex(
         name=app.title,
         version=ctx.version,
-        docs=app.docs_url or "",
+        docs="/api/docs",
         openapi=app.openapi_url or "",
         auth="Authorization: Bearer <token> on every endpoint not marked public",
         endpoints=list_endpoints(app.openapi()),

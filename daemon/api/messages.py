@@ -26,7 +26,7 @@ from storage.models import Message, MessageEvent
 router = APIRouter()
 
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
-# Ids fit SQLite's INTEGER: a larger number is a 422 naming the field, not an OverflowError.
+# Ids fit SQLite's INTEGER: a larger number is a 400 naming the field, not an OverflowError.
 MessageId = Annotated[int, PathParam(ge=1, le=2**62)]
 MessageStatusName = Literal[
     "queued", "sending", "sent", "delivered", "undelivered", "failed", "cancelled"
@@ -259,5 +259,5 @@ def _iso(moment: datetime | None, name: str) -> str | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        raise ApiError(422, f"{name}: needs a time zone, e.g. 2026-11-22T10:00:00Z")
+        raise ApiError(400, f"{name}: needs a time zone, e.g. 2026-11-22T10:00:00Z")
     return utc_iso(moment)

@@ -6,16 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from daemon.api.auth import MISSING_BEARER_MESSAGE, PRINCIPAL_API_TOKEN, register_public_prefix
+from daemon.api.auth import MISSING_BEARER_MESSAGE, PRINCIPAL_API_TOKEN
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import error_response
 
 METRICS_PATH = "/metrics"
-
-# The bearer middleware lets /metrics through and this route checks the token itself, so
-# [metrics] public can open it without touching the middleware's list. This module is
-# imported only when metrics are on; with them off, /metrics has no route at all.
-register_public_prefix(METRICS_PATH, ["GET", "HEAD"])
+# Public in the access table; this route asks for the token itself, so [metrics] public can
+# open it. Imported only when metrics are on; with them off, /metrics has no route at all.
 
 router = APIRouter()
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
@@ -28,7 +28,7 @@ from storage.push import (
 router = APIRouter()
 
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
-# Ids fit SQLite's INTEGER: a larger number is a 422 naming the field, not an OverflowError.
+# Ids fit SQLite's INTEGER: a larger number is a 400 naming the field, not an OverflowError.
 RowId = Annotated[int, PathParam(ge=1, le=2**62)]
 # Types only here (the JSON must be text, a list, ...); the rules FCM sets (sizes, topic
 # names, token shapes) are the push service's, so every caller meets the same ones.
@@ -47,9 +47,16 @@ class TokensRequest(_Body):
 
     model_config = ConfigDict(extra="ignore")  # its clients may send more; it ignored them
 
-    tokens: Tokens
+    tokens: Tokens = Field(description="device tokens (one token as a plain string also works)")
     title: Text
     body: Text
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _one_token(cls, value: Any) -> Any:
+        # A list, as the backend's README says; its code also took one token as a string.
+        # Wrapped before validation, so a bad value gets the list's one clear rule.
+        return [value] if isinstance(value, str) else value
 
 
 class TokensResponse(BaseModel):

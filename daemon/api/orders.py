@@ -13,7 +13,6 @@ from fastapi import Path as PathParam
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from daemon.api.accounts import backoffice, require_actor
-from daemon.api.auth import register_login_prefix
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
 from daemon.backoffice.money import to_text
@@ -27,8 +26,6 @@ router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 OrderId = Annotated[int, PathParam(ge=1, le=2**62)]
 
-for _prefix in ("/purchase", "/api/orders", "/api/v1/orders"):
-    register_login_prefix(_prefix)
 
 MAX_LINES = 200
 
@@ -38,18 +35,54 @@ class _Body(BaseModel):
 
 
 class LineIn(_Body):
-    product_id: int = Field(
-        strict=True, ge=1, le=2**62, validation_alias=AliasChoices("product_id", "item_id", "id")
+    product_id: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=2**62,
+        validation_alias=AliasChoices("product_id", "item_id", "id"),
     )
-    quantity: int = Field(strict=True, gt=0, le=100_000, description="a whole number above 0")
+    # The supermarket's /purchase named the item (`Item`: a product name), not its id.
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        validation_alias=AliasChoices("name", "Item", "item"),
+        description="a product's name, when no product_id is given",
+    )
+    quantity: int = Field(
+        strict=True,
+        gt=0,
+        le=100_000,
+        description="a whole number above 0",
+        validation_alias=AliasChoices("quantity", "Quantity"),
+    )
+
+    @model_validator(mode="after")
+    def _named(self) -> LineIn:
+        if self.product_id is None and self.name is None:
+            raise ValueError("give product_id (or the product's name)")
+        return self
 
 
 class OrderIn(_Body):
+    """shopbell's order, or the supermarket's purchase: User_id, Item, Quantity at the top.
+
+    That body's Rate and Date_of_purchase are accepted and ignored: the price is the
+    catalogue's at this moment and the date is the daemon's clock, so a till cannot sell
+    below the shelf price or file a sale under another day's report.
+    """
+
     items: list[LineIn] = Field(
         min_length=1, max_length=MAX_LINES, validation_alias=AliasChoices("items", "products")
     )
     account_id: int | None = Field(
-        default=None, strict=True, ge=1, le=2**62, description="staff only: the customer it is for"
+        default=None,
+        strict=True,
+        ge=1,
+        le=2**62,
+        description="staff only: the customer it is for",
+        validation_alias=AliasChoices("account_id", "User_id", "user_id"),
     )
     note: str | None = Field(default=None, max_length=500)
 
@@ -58,7 +91,7 @@ class OrderIn(_Body):
     def _one_item(cls, data: Any) -> Any:
         # The supermarket's /purchase took one item at the top level.
         single = isinstance(data, dict) and "items" not in data and "products" not in data
-        if single and any(key in data for key in ("product_id", "item_id")):
+        if single and any(key in data for key in ("product_id", "item_id", "Item", "item")):
             return {**data, "items": [data]}
         return data
 
@@ -131,18 +164,55 @@ async def _buyer(ctx: ApiContext, actor: Actor, wanted: int | None) -> int | Non
     account = await backoffice(ctx).db.execute(lambda db: account_store.get_account(db, wanted))
     if account is None:
         raise ApiError(
-            422,
+            400,
             f"body.account_id: no account with id {wanted}",
             errors=[{"field": "body.account_id", "rule": "must be an existing account"}],
         )
     return wanted
 
 
+async def _line_ids(ctx: ApiContext, lines: list[LineIn]) -> list[tuple[int, int]]:
+    """(product id, quantity) per line; a line given by name is looked up among the products
+    on sale, ignoring case. A name that matches none, or several, is refused with 400 rather
+    than guessed: the wrong product would be charged and taken from stock."""
+    names = sorted({line.name for line in lines if line.product_id is None and line.name})
+
+    def read(db: Any) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for name in names:
+            rows = db.execute(
+                "SELECT id FROM products WHERE active = 1 AND name = ? COLLATE NOCASE "
+                "ORDER BY id LIMIT 2",
+                [name.strip()],
+            ).fetchall()
+            found[name] = [int(row[0]) for row in rows]
+        return found
+
+    ids = await backoffice(ctx).db.execute(read) if names else {}
+    result = []
+    for line in lines:
+        if line.product_id is not None:
+            result.append((line.product_id, line.quantity))
+            continue
+        assert line.name is not None  # LineIn._named
+        matches = ids[line.name]
+        if len(matches) != 1:
+            rule = "must name a product on sale" if not matches else "names several products"
+            hint = "" if not matches else "; send product_id"
+            raise ApiError(
+                400,
+                f"body.Item: {line.name!r} {rule}{hint}",
+                errors=[{"field": "body.Item", "rule": rule}],
+            )
+        result.append((matches[0], line.quantity))
+    return result
+
+
 async def _place(request: Request, ctx: ApiContext, body: OrderIn) -> OrderResponse:
     actor = await require_actor(request, ctx)
     office = backoffice(ctx)
     buyer = await _buyer(ctx, actor, body.account_id)
-    items = [(line.product_id, line.quantity) for line in body.items]
+    items = await _line_ids(ctx, body.items)
     now = utc_iso(office.clock.now())
     try:
         placed = await office.db.write(
@@ -161,7 +231,7 @@ async def _place(request: Request, ctx: ApiContext, body: OrderIn) -> OrderRespo
         raise ApiError(409, str(exc), product_id=exc.product_id, product=exc.name) from None
     except UnknownProductError as exc:
         raise ApiError(
-            422,
+            400,
             f"body.items: {exc}",
             errors=[{"field": "body.items", "rule": str(exc)}],
             product_id=exc.product_id,

@@ -1,7 +1,9 @@
 """One-time codes over HTTP: the OTP backend's send-otp, verify-otp and otp-status.
 
-Behind the bearer token like the rest of the API: these routes spend money on SMS and are
-what a guesser would hammer, so only the shop's own programs may call them.
+Public (daemon/api/access.py): the OTP backend's browser front end (QuickCart) posts straight
+from the page, with no token. What keeps them safe to leave open: `[limits] otp_sends` per
+client address, `[otp]`'s per-phone resend wait and window, its calling-code allow-list
+against SMS pumping, and a few tries per code.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
@@ -19,6 +21,10 @@ router = APIRouter()
 
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 Purpose = Literal["login", "signup", "verify-phone"]
+# QuickCart's client (src/services/smsService.js) sends `phoneNumber`: 10 digits without
+# the country code, which `[sms] default_region` (e.g. "IN") completes.
+PHONE_ALIASES = AliasChoices("phone", "phoneNumber")
+PHONE_HELP = "E.164, e.g. +33612345678, or national digits with [sms] default_region set"
 
 
 class _Body(BaseModel):
@@ -27,12 +33,16 @@ class _Body(BaseModel):
 
 
 class SendOtpRequest(_Body):
-    phone: str = Field(min_length=1, max_length=40, description="E.164, e.g. +33612345678")
+    phone: str = Field(
+        min_length=1, max_length=40, validation_alias=PHONE_ALIASES, description=PHONE_HELP
+    )
     purpose: Purpose = "login"
 
 
 class VerifyOtpRequest(_Body):
-    phone: str = Field(min_length=1, max_length=40)
+    phone: str = Field(
+        min_length=1, max_length=40, validation_alias=PHONE_ALIASES, description=PHONE_HELP
+    )
     otp: str = Field(min_length=1, max_length=64, description="the code, as text: 6 digits 0-9")
     purpose: Purpose = "login"
 
@@ -65,8 +75,17 @@ class VerifyOtpResponse(BaseModel):
     verified: bool = True
 
 
+class SeedOtpStatus(BaseModel):
+    """The OTP backend's own answer (QuickCart's `data`): is a code live, for how long."""
+
+    exists: bool
+    expires_in: int = Field(description="seconds until the live code expires; 0 when none")
+
+
 class OtpStatusResponse(BaseModel):
     success: bool = True
+    # The OTP backend's keys, kept beside shopbell's so its clients read what they did.
+    data: SeedOtpStatus
     phone: str
     purpose: str
     pending: bool
@@ -136,6 +155,7 @@ async def otp_status(
         where = "path" if exc.field == "phone" else "query"
         raise _refused(exc, where) from None
     return OtpStatusResponse(
+        data=SeedOtpStatus(exists=found.pending, expires_in=found.expires_in or 0),
         phone=found.phone,
         purpose=found.purpose,
         pending=found.pending,

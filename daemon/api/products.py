@@ -12,10 +12,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+)
 
 from daemon.api.accounts import backoffice, require_actor
-from daemon.api.auth import register_login_prefix, register_public_prefix
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
 from daemon.backoffice.money import to_minor, to_text
@@ -28,10 +37,6 @@ router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 ProductId = Annotated[int, PathParam(ge=1, le=2**62)]
 
-register_public_prefix("/api/products", methods=["GET", "HEAD"])
-for _prefix in ("/api/products", "/api/v1/products", "/add_item", "/delete_item"):
-    register_login_prefix(_prefix)
-register_login_prefix("/update_item_rate")
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 OptionalText = Annotated[str | None, Field(default=None, max_length=200)]
@@ -44,18 +49,41 @@ class _Body(BaseModel):
 
 
 class ProductIn(_Body):
-    name: Text
-    price: Price = Field(validation_alias=AliasChoices("price", "rate"))
+    # Product_name, Rate, Stock: the supermarket backend's item body (processor.py).
+    name: Text = Field(validation_alias=AliasChoices("name", "Product_name"))
+    price: Price = Field(validation_alias=AliasChoices("price", "rate", "Rate"))
     sku: str | None = Field(default=None, min_length=1, max_length=64)
     brand: OptionalText = None
     category: OptionalText = None
     stock: int = Field(
-        default=0, strict=True, ge=0, le=10**9, validation_alias=AliasChoices("stock", "quantity")
+        default=0,
+        strict=True,
+        ge=0,
+        le=10**9,
+        validation_alias=AliasChoices("stock", "quantity", "Stock"),
     )
 
 
+# The supermarket's /add_item took a list of items too; a cap keeps one request bounded.
+MAX_ITEMS = 200
+ProductList = Annotated[list[ProductIn], Field(min_length=1, max_length=MAX_ITEMS)]
+
+
+def _item_or_items(value: Any) -> str:
+    return "items" if isinstance(value, list) else "item"
+
+
+# Chosen by the body's JSON type, so an error names one reading ("body.item.price",
+# "body.items.1.price"), not both.
+OneOrMany = Annotated[
+    Annotated[ProductIn, Tag("item")] | Annotated[ProductList, Tag("items")],
+    Discriminator(_item_or_items),
+]
+
+
 class PriceIn(_Body):
-    price: Price = Field(validation_alias=AliasChoices("price", "rate"))
+    # new_rate: what the supermarket's /update_item_rate read (app.py).
+    price: Price = Field(validation_alias=AliasChoices("price", "rate", "new_rate"))
 
 
 class ProductChange(_Body):
@@ -105,6 +133,13 @@ class ItemResponse(BaseModel):
     item: ProductOut
 
 
+class AddedItems(BaseModel):
+    success: bool = True
+    message: str
+    item: ProductOut | None = Field(description="the item, when one was sent; null for a list")
+    items: list[ProductOut] = Field(description="every item added, in the order sent")
+
+
 class ProductsPage(BaseModel):
     success: bool = True
     products: list[ProductOut]
@@ -143,7 +178,7 @@ def price_minor(value: Any, currency: str, field: str = "body.price") -> int:
         return to_minor(value, currency)
     except ValueError as exc:
         raise ApiError(
-            422, f"{field}: {exc}", errors=[{"field": field, "rule": str(exc)}]
+            400, f"{field}: {exc}", errors=[{"field": field, "rule": str(exc)}]
         ) from None
 
 
@@ -159,25 +194,37 @@ async def _designated(
 
 
 async def _create(ctx: ApiContext, body: ProductIn) -> Product:
+    (product,) = await _create_many(ctx, [body], listed=False)
+    return product
+
+
+async def _create_many(ctx: ApiContext, bodies: list[ProductIn], *, listed: bool) -> list[Product]:
+    """Insert every item in one transaction: a list with one bad item adds none of them."""
     office = backoffice(ctx)
-    minor = price_minor(body.price, office.currency)
-    now = utc_iso(office.clock.now())
-    sku = body.sku
-
-    # The supermarket's items had no SKU: they get a random one the shop can change later.
-    chosen = sku or f"item-{secrets.token_hex(4)}"
-
-    def insert(db: Any) -> Product:
-        return store.insert_product(
-            db,
-            sku=chosen,
-            name=body.name,
-            price_minor=minor,
-            now=now,
-            brand=body.brand,
-            category=body.category,
-            stock=body.stock,
+    # Every price is checked before anything is written; a list's errors name the item.
+    minors = [
+        price_minor(
+            body.price, office.currency, f"body.items[{i}].price" if listed else "body.price"
         )
+        for i, body in enumerate(bodies)
+    ]
+    now = utc_iso(office.clock.now())
+
+    def insert(db: Any) -> list[Product]:
+        return [
+            store.insert_product(
+                db,
+                # The supermarket's items had no SKU: a random one the shop can change later.
+                sku=body.sku or f"item-{secrets.token_hex(4)}",
+                name=body.name,
+                price_minor=minor,
+                now=now,
+                brand=body.brand,
+                category=body.category,
+                stock=body.stock,
+            )
+            for body, minor in zip(bodies, minors, strict=True)
+        ]
 
     try:
         return await office.db.write(insert)
@@ -214,16 +261,29 @@ async def _deactivate(ctx: ApiContext, product_id: int) -> Product:
 # -- the supermarket backend ---------------------------------------------------------------
 
 
-@router.post("/add_item/{designation}", status_code=201, summary="Add an item (managers, owners)")
+@router.post(
+    "/add_item/{designation}",
+    status_code=201,
+    summary="Add an item, or a list of items (managers, owners)",
+)
 async def add_item(
     designation: Annotated[str, PathParam(max_length=40)],
-    body: ProductIn,
+    body: OneOrMany,
     request: Request,
     ctx: Ctx,
-) -> ItemResponse:
+) -> AddedItems:
     await _designated(request, ctx, designation, "products.write")
-    product = await _create(ctx, body)
-    return ItemResponse(message="item added", item=product_out(product, backoffice(ctx).currency))
+    currency = backoffice(ctx).currency
+    if isinstance(body, list):
+        added = await _create_many(ctx, body, listed=True)
+        # The supermarket backend's words, which its Postman users know.
+        return AddedItems(
+            message="Items added successfully",
+            item=None,
+            items=[product_out(product, currency) for product in added],
+        )
+    out = product_out(await _create(ctx, body), currency)
+    return AddedItems(message="Item added successfully", item=out, items=[out])
 
 
 # One route per method: a route with two methods gets one OpenAPI operation id for both.
@@ -340,6 +400,119 @@ async def catalogue_product(product_id: ProductId, ctx: Ctx) -> ProductResponse:
     return ProductResponse(product=product_out(product, office.currency))
 
 
+# -- the ElectroPorts front end's catalogue: one list per kind -------------------------------
+# Its pages (Phones.jsx, Laptops.jsx, Accessories.jsx, SoundDevices.jsx) fetch GET /phones etc.
+# and read data.phones[] (or laptops, accessories, sound_devices) with id, name, price (a
+# number), image_url or image, description. shopbell has one catalogue, so each kind is a
+# category; the spellings a shop may use ("Phone", "phones", "Sound Devices", "sound_device")
+# all count, compared without case, spaces, "-" or "_".
+KINDS: dict[str, tuple[str, ...]] = {
+    "phones": ("phone", "phones"),
+    "laptops": ("laptop", "laptops"),
+    "accessories": ("accessory", "accessories"),
+    "sound_devices": ("sounddevice", "sounddevices"),
+}
+# The seed answered every row at once; the cap keeps one answer bounded, by id.
+MAX_KIND_ITEMS = 1000
+
+
+class KindItemOut(BaseModel):
+    """A catalogue product as the ElectroPorts pages read it, plus shopbell's own fields."""
+
+    id: int
+    sku: str
+    name: str
+    brand: str | None
+    category: str | None
+    price: float = Field(description="a number, as the pages show it; price_text is exact")
+    price_text: str
+    price_minor: int
+    currency: str
+    stock: int
+    # shopbell keeps no pictures or descriptions; the keys exist because the pages read them.
+    image_url: None = None
+    image: None = None
+    description: None = None
+
+
+class _KindList(BaseModel):
+    success: bool = True
+    category: str = Field(description="the category name the list was chosen by")
+    total: int
+
+
+class PhonesOut(_KindList):
+    phones: list[KindItemOut]
+
+
+class LaptopsOut(_KindList):
+    laptops: list[KindItemOut]
+
+
+class AccessoriesOut(_KindList):
+    accessories: list[KindItemOut]
+
+
+class SoundDevicesOut(_KindList):
+    sound_devices: list[KindItemOut]
+
+
+async def _kind(ctx: ApiContext, kind: str) -> list[KindItemOut]:
+    office = backoffice(ctx)
+    names = KINDS[kind]
+    marks = ", ".join("?" for _ in names)
+    folded = "replace(replace(replace(lower(trim(category)), ' ', ''), '-', ''), '_', '')"
+
+    def read(db: Any) -> list[Product]:
+        # Only fixed fragments go into the text; every value is a parameter.
+        rows = db.query(
+            f"SELECT * FROM products WHERE active = 1 AND {folded} IN ({marks}) "  # noqa: S608
+            "ORDER BY id LIMIT ?",
+            [*names, MAX_KIND_ITEMS],
+        )
+        return [Product.from_row(row) for row in rows]
+
+    return [
+        KindItemOut(
+            id=product.id,
+            sku=product.sku,
+            name=product.name,
+            brand=product.brand,
+            category=product.category,
+            price=float(to_text(product.price_minor, office.currency)),
+            price_text=to_text(product.price_minor, office.currency),
+            price_minor=product.price_minor,
+            currency=office.currency,
+            stock=product.stock,
+        )
+        for product in await office.db.execute(read)
+    ]
+
+
+@router.get("/phones", summary="Catalogue products of category phone (ElectroPorts)")
+async def phones(ctx: Ctx) -> PhonesOut:
+    found = await _kind(ctx, "phones")
+    return PhonesOut(category="phone", total=len(found), phones=found)
+
+
+@router.get("/laptops", summary="Catalogue products of category laptop (ElectroPorts)")
+async def laptops(ctx: Ctx) -> LaptopsOut:
+    found = await _kind(ctx, "laptops")
+    return LaptopsOut(category="laptop", total=len(found), laptops=found)
+
+
+@router.get("/accessories", summary="Catalogue products of category accessory (ElectroPorts)")
+async def accessories(ctx: Ctx) -> AccessoriesOut:
+    found = await _kind(ctx, "accessories")
+    return AccessoriesOut(category="accessory", total=len(found), accessories=found)
+
+
+@router.get("/sounddevices", summary="Catalogue products of category sound device (ElectroPorts)")
+async def sound_devices(ctx: Ctx) -> SoundDevicesOut:
+    found = await _kind(ctx, "sound_devices")
+    return SoundDevicesOut(category="sound device", total=len(found), sound_devices=found)
+
+
 # -- /api/v1/products --------------------------------------------------------------------------
 
 
@@ -439,20 +612,20 @@ async def change_product(
     changes = body.model_dump(exclude_unset=True, exclude={"price"})
     if "name" in changes and changes["name"] is None:
         raise ApiError(
-            422,
+            400,
             "body.name: must not be null",
             errors=[{"field": "body.name", "rule": "must not be null"}],
         )
     if "sku" in changes and changes["sku"] is None:
         raise ApiError(
-            422,
+            400,
             "body.sku: must not be null",
             errors=[{"field": "body.sku", "rule": "must not be null"}],
         )
     if "active" in changes:
         if changes["active"] is None:
             raise ApiError(
-                422,
+                400,
                 "body.active: must be true or false",
                 errors=[{"field": "body.active", "rule": "must be true or false"}],
             )

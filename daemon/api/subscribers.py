@@ -1,16 +1,16 @@
 """Subscribers over HTTP: /api/v1/subscribers and the TGTG alerts backend's
-POST /submit_subscriber_info."""
+POST /submit_subscriber_info and GET /process_subscriber/{subscriber_id}."""
 
 from __future__ import annotations
 
 import logging
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
@@ -25,7 +25,7 @@ from storage.tgtg import account_of
 log = logging.getLogger(__name__)
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
-# Ids fit SQLite's INTEGER: a larger number is a 422 naming the field, not an OverflowError.
+# Ids fit SQLite's INTEGER: a larger number is a 400 naming the field, not an OverflowError.
 SubscriberId = Annotated[int, PathParam(ge=1, le=2**62)]
 ChannelName = Literal["sms", "push", "email"]
 MAX_WATCH_ITEMS = 200
@@ -123,15 +123,45 @@ class SubmitInfo(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
-    phone_number: str = Field(min_length=1, max_length=40)
+    # The shipped front end (src/Signup.js) sends `phoneNumber`, older ones `phone_number`;
+    # both as 10-11 US digits without "+", which `[sms] default_region` (e.g. "US") completes.
+    phone_number: str = Field(
+        min_length=1,
+        max_length=40,
+        validation_alias=AliasChoices("phone_number", "phoneNumber"),
+        description="E.164, or national digits with [sms] default_region set",
+    )
+
+
+# The front end reads a `status` field of the body (not the HTTP status): 201 means done.
+SEED_DONE: Final = 201
+SEED_FAILED: Final = 500
 
 
 class SubmitInfoOut(BaseModel):
     success: bool = True
+    # The TGTG alerts backend's keys: its front end goes on to /process_subscriber/{id}
+    # only when `status` is 201, with this id.
+    subscriber_id: int
+    status: Literal[201] = SEED_DONE
     created: bool
     subscriber: SubscriberOut
     tgtg: AccountOut | None
     message: str
+
+
+LoginState = Literal["none", "pending", "active", "blocked", "error", "disabled"]
+
+
+class ProcessSubscriberOut(BaseModel):
+    """The TGTG login's state, and nothing else about the subscriber: the route is public and
+    its ids are counted from 1, so e-mail, phone and TGTG error texts stay out."""
+
+    success: bool = Field(description="true once the TGTG login is done")
+    # The TGTG alerts backend's keys: its front end shows `message` unless `status` is 201.
+    status: Literal[201, 500]
+    message: str
+    state: LoginState = Field(description='"none": no login started (or no such subscriber)')
 
 
 def _phone(ctx: ApiContext, text: str, field: str = "phone") -> str:
@@ -139,7 +169,7 @@ def _phone(ctx: ApiContext, text: str, field: str = "phone") -> str:
         return to_e164(text, ctx.settings.sms.default_region)
     except InvalidPhone as exc:
         raise ApiError(
-            422, f"{field}: {exc}", errors=[{"field": f"body.{field}", "rule": str(exc)}]
+            400, f"{field}: {exc}", errors=[{"field": f"body.{field}", "rule": str(exc)}]
         ) from None
 
 
@@ -269,5 +299,45 @@ async def submit_subscriber_info(body: SubmitInfo, ctx: Ctx) -> SubmitInfoOut:
             error = tgtg_failure(exc)
             message = f"saved, but the TGTG login could not start: {error.message}"
     return SubmitInfoOut(
-        created=created, subscriber=SubscriberOut.of(subscriber), tgtg=account, message=message
+        subscriber_id=subscriber.id,
+        created=created,
+        subscriber=SubscriberOut.of(subscriber),
+        tgtg=account,
+        message=message,
+    )
+
+
+# What the front end shows for each state (it shows `message` as an error unless 201).
+_LOGIN_MESSAGES: dict[LoginState, str] = {
+    "none": "no TGTG login was started for this subscriber; submit the form again",
+    "pending": "waiting for the TGTG login: open the e-mail TGTG sent and click its link "
+    "(or give its PIN to the shop)",
+    "active": "Subscriber information added successfully",
+    "blocked": "TGTG is refusing requests from the shop for now; the login goes on later",
+    "error": "the TGTG login failed; submit the form again",
+    "disabled": "alerts for this subscriber are switched off",
+}
+
+
+@router.get(
+    "/process_subscriber/{subscriber_id}",
+    summary="The TGTG login's state (the TGTG alerts backend's endpoint)",
+)
+async def process_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> ProcessSubscriberOut:
+    """The state of the login /submit_subscriber_info started, read from the database.
+
+    The old backend ran the TGTG login inside this request (blocking until the link in the
+    e-mail was clicked); here /submit_subscriber_info starts it and the watcher finishes it,
+    so this only reads: a public route must not let a stranger start TGTG calls or hold a
+    request open. Always HTTP 200, as the old backend answered, and the same answer for an
+    unknown id as for a subscriber with no login, so it does not tell which ids exist.
+    """
+    account = await ctx.db.execute(lambda c: account_of(c, subscriber_id))
+    state: LoginState = "none" if account is None else account.state
+    done = state == "active"
+    return ProcessSubscriberOut(
+        success=done,
+        status=SEED_DONE if done else SEED_FAILED,
+        message=_LOGIN_MESSAGES[state],
+        state=state,
     )

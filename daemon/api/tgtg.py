@@ -19,7 +19,7 @@ from storage.tgtg import account_of, accounts, favorites_of
 
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
-# Ids fit SQLite's INTEGER: a larger number is a 422 naming the field, not an OverflowError.
+# Ids fit SQLite's INTEGER: a larger number is a 400 naming the field, not an OverflowError.
 SubscriberId = Annotated[int, PathParam(ge=1, le=2**62)]
 
 
@@ -102,7 +102,7 @@ class FavoriteList(BaseModel):
 def tgtg_failure(exc: TgtgError) -> ApiError:
     """A TGTG failure as the API's error."""
     if isinstance(exc, TgtgLoginError):
-        return ApiError(422, f"TGTG refused the login: {exc.message}")
+        return ApiError(400, f"TGTG refused the login: {exc.message}")
     if isinstance(exc, TgtgBlocked):
         return ApiError(503, "TGTG is blocking requests from here (captcha); try later")
     if isinstance(exc, TgtgRateLimited):
@@ -129,7 +129,7 @@ async def start_login(subscriber_id: SubscriberId, body: LoginIn, ctx: Ctx) -> A
         raise ApiError(404, f"no subscriber {subscriber_id}")
     email = body.email or subscriber.email
     if not email:
-        raise ApiError(422, "email: the subscriber has none; give one")
+        raise ApiError(400, "email: the subscriber has none; give one")
     try:
         account = await watcher.start_login(subscriber_id, email)
     except TgtgError as exc:

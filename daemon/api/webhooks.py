@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from daemon.api.auth import register_public_prefix
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
 from daemon.clock import utc_iso
@@ -39,8 +38,6 @@ NOT_CONFIGURED_MESSAGE = (
 BAD_SIGNATURE_MESSAGE = "invalid or missing X-Twilio-Signature"
 
 # These routes check Twilio's signature themselves instead of the bearer token.
-register_public_prefix(SMS_PATH)
-register_public_prefix(STATUS_PATH)
 
 router = APIRouter(tags=["webhooks"])
 

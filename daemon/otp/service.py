@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from daemon.clock import Clock, utc_iso
 from daemon.config import OtpSettings
+from daemon.otp.countries import allowed_calling_codes, destination_refusal
 from daemon.otp.key import KEY_FILENAME, ensure_otp_key
 from daemon.otp.policy import (
     DEFAULT_TEXT,
@@ -53,7 +54,7 @@ class OtpError(Exception):
         field: str,
         rule: str,
         *,
-        status: int = 422,
+        status: int = 400,
         retry_after: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
@@ -142,8 +143,11 @@ class OtpService:
         *,
         shop_name: str = "My Shop",
         text: str = DEFAULT_TEXT,
+        calling_codes: frozenset[int] = frozenset(),
     ) -> None:
         self._db = db
+        # Where codes may go (daemon/otp/countries.py); empty: any country.
+        self._calling_codes = calling_codes
         self._clock = clock
         self._outbox = outbox
         self._key = key
@@ -159,11 +163,14 @@ class OtpService:
     async def send(self, phone_text: str, purpose: str = "login") -> SendResult:
         """Make a code for this phone and purpose, replacing any live one, and queue its SMS.
 
-        Raises OtpError: 422 for a bad phone or purpose, 429 (with retry_after) when the
+        Raises OtpError: 400 for a bad phone or purpose, 429 (with retry_after) when the
         phone was sent codes too recently or too often, 409 when it opted out of SMS.
         """
         phone = self._phone(phone_text)
         self._check_purpose(purpose)
+        refusal = destination_refusal(phone, self._calling_codes)
+        if refusal is not None:
+            raise OtpError("phone", refusal)
         policy = self.policy
         now = self._clock.now()
         code = policy.new_code()
@@ -247,7 +254,7 @@ class OtpService:
     async def verify(self, phone_text: str, code_text: str, purpose: str = "login") -> VerifyResult:
         """Accept the code once, if it is the live code for this phone and purpose.
 
-        Raises OtpError (422) for a malformed phone, purpose or code, which does not count
+        Raises OtpError (400) for a malformed phone, purpose or code, which does not count
         as a try, and VerifyFailed (400) for a wrong code or no live code. The check and its
         consequence (a try counted, or the code used up and the phone marked verified) are
         one transaction: of two verifies of one code, exactly one succeeds.
@@ -360,12 +367,19 @@ def build_otp_service(
     outbox: Outbox,
     *,
     shop_name: str,
+    default_region: str = "",
 ) -> OtpService:
     """The daemon's OTP service, with the key from the data folder (made on first start).
 
     Raises PathError when the key cannot be read or made.
     """
     key = ensure_otp_key(data_dir / KEY_FILENAME)
+    calling_codes = allowed_calling_codes(settings_otp.countries, default_region)
+    if not calling_codes:
+        log.warning(
+            "otp: codes may be sent to any country; set [otp] countries (or [sms] "
+            "default_region) so the public send route cannot be used for SMS pumping"
+        )
     return OtpService(
         db,
         clock,
@@ -374,4 +388,5 @@ def build_otp_service(
         policy_from(settings_otp),
         shop_name=shop_name,
         text=settings_otp.text,
+        calling_codes=calling_codes,
     )

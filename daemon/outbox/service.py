@@ -38,7 +38,7 @@ class EnqueueError(ValueError):
     """A message was refused before being written; names the field and the rule broken."""
 
     def __init__(
-        self, field: str, rule: str, *, status: int = 422, retry_after: int | None = None
+        self, field: str, rule: str, *, status: int = 400, retry_after: int | None = None
     ) -> None:
         super().__init__(f"{field}: {rule}")
         self.field = field

@@ -23,7 +23,7 @@ def bearer(token: str = TOKEN) -> dict[str, str]:
 
 
 class Signup(BaseModel):
-    """A body with rules, for the 422 tests."""
+    """A body with rules, for the 400 tests."""
 
     phone: str = Field(min_length=8)
     qty: int

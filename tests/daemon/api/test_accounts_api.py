@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +15,8 @@ import jwt
 import pytest
 
 from daemon.api.context import ApiContext
+from daemon.backoffice.accounts import FREE_FAILURES
+from daemon.backoffice.passwords import HashPool
 from daemon.backoffice.service import BackOffice
 from daemon.clock import ManualClock
 from storage.database import Database
@@ -175,11 +180,48 @@ async def test_repeated_failures_are_throttled_for_known_and_unknown_names(
     assert after.status_code == 200
 
 
+async def test_parallel_wrong_passwords_lock_as_sequential_ones_do(
+    client: httpx.AsyncClient, office: BackOffice
+) -> None:
+    await make_account(office, "asha")
+    bad = {"username": "asha", "password": "wrong-password"}
+    answers = await asyncio.gather(*(client.post("/login", json=bad) for _ in range(64)))
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses == {401: FREE_FAILURES, 429: 64 - FREE_FAILURES}
+    right = await client.post("/login", json={"username": "asha", "password": PASSWORD})
+    assert right.status_code == 429
+    assert int(right.headers["Retry-After"]) > 0
+
+
+async def test_a_full_hasher_answers_503_with_retry_after(
+    client: httpx.AsyncClient, office: BackOffice
+) -> None:
+    await make_account(office, "asha")
+    pool = HashPool(threads=1, waiting=0, nice=0)
+    office.accounts._passwords.pool = pool  # a pool with no room to wait in
+    release = threading.Event()
+    blocker = asyncio.ensure_future(pool.run(release.wait, 5.0))
+    await asyncio.sleep(0.01)
+    try:
+        for path, body in [
+            ("/login", {"username": "asha", "password": PASSWORD}),
+            ("/signup", {"username": "zed", "password": PASSWORD}),
+        ]:
+            busy = await client.post(path, json=body)
+            assert busy.status_code == 503, busy.text
+            assert busy.headers["Retry-After"] == "1"
+            assert busy.json()["success"] is False
+    finally:
+        release.set()
+        await blocker
+    assert (await client.post("/login", json={"username": "asha", "password": PASSWORD})).is_success
+
+
 async def test_signup_refuses_weak_passwords_and_taken_names(
     client: httpx.AsyncClient, db: Database
 ) -> None:
     short = await client.post("/signup", json={"username": "asha", "password": "short"})
-    assert short.status_code == 422
+    assert short.status_code == 400
     assert short.json()["errors"][0]["field"] == "body.password"
     ok = await client.post("/signup", json={"username": "asha", "password": PASSWORD})
     assert ok.status_code == 201

@@ -52,7 +52,8 @@ async def test_no_configured_origins_means_no_cors(make_app: Callable[..., FastA
         pre = await client.options("/api/test/private", headers=preflight(SHOP))
         simple = await client.get("/api/health", headers={"Origin": SHOP})
 
-    assert pre.status_code == 401  # no CORS layer: a preflight is just an unauthenticated call
+    # No CORS layer: a preflight is an OPTIONS request that no route serves.
+    assert pre.status_code == 405
     assert "access-control-allow-origin" not in pre.headers
     assert simple.status_code == 200
     assert "access-control-allow-origin" not in simple.headers

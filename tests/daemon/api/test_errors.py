@@ -1,4 +1,4 @@
-"""Every error in the seed format: 404, 405, 422, ApiError and an unhandled 500."""
+"""Every error in the seed format: 404, 405, 400, ApiError and an unhandled 500."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ async def test_wrong_method_is_405_in_seed_format_with_allow(client: httpx.Async
     assert "GET" in response.headers["allow"]
 
 
-async def test_422_names_each_field_and_rule(client: httpx.AsyncClient) -> None:
+async def test_400_names_each_field_and_rule(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/test/signup", headers=bearer(), json={"qty": "many"})
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     body = response.json()
     assert body["success"] is False
-    assert body["error"] == 422
+    assert body["error"] == 400
     assert "body.phone: field required" in body["message"]
     assert "body.qty: input should be a valid integer" in body["message"]
     rules = {item["field"]: item["rule"] for item in body["errors"]}
@@ -41,23 +41,23 @@ async def test_422_names_each_field_and_rule(client: httpx.AsyncClient) -> None:
     assert "many" not in response.text  # the rejected input is not echoed
 
 
-async def test_422_uses_the_validators_own_words(client: httpx.AsyncClient) -> None:
+async def test_400_uses_the_validators_own_words(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/test/signup", headers=bearer(), json={"phone": "0987654321", "qty": 1}
     )
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["message"] == "body.phone: phone must start with + (E.164)"
 
 
-async def test_invalid_json_is_422_on_the_body(client: httpx.AsyncClient) -> None:
+async def test_invalid_json_is_400_on_the_body(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/test/signup",
         headers={**bearer(), "Content-Type": "application/json"},
         content=b'{"phone": ',
     )
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     errors = response.json()["errors"]
     assert [e["field"] for e in errors] == ["body"]
     assert errors[0]["rule"].startswith("invalid JSON at character")

@@ -1,5 +1,5 @@
 """The push endpoints: the FCM backend's two, the canonical notifications and push tokens, and
-bad input answered 422 naming the field and the rule, with nothing stored."""
+bad input answered 400 naming the field and the rule, with nothing stored."""
 
 from __future__ import annotations
 
@@ -59,6 +59,21 @@ async def test_notifications_tokens_keeps_the_backends_shape(
     assert detail["notification"]["by_status"] == {"queued": 2}
 
 
+async def test_notifications_tokens_takes_one_token_as_a_string(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    # The backend's README says a list; its code also sent to one token given as a string.
+    response = await client.post(
+        "/notifications/tokens", json={"tokens": TOKEN, "title": "T", "body": "Hi"}
+    )
+    assert response.status_code == 200, response.text
+    detail = (
+        await client.get(f"/api/v1/notifications/{response.json()['notification_id']}")
+    ).json()
+    assert [o["recipient"] for o in detail["outcomes"]] == [TOKEN]
+    assert await counts(db) == {"notifications": 1, "messages": 1, "push_tokens": 1}
+
+
 async def test_notifications_topic_keeps_the_backends_shape(
     client: httpx.AsyncClient, db: Database
 ) -> None:
@@ -77,7 +92,8 @@ async def test_notifications_topic_keeps_the_backends_shape(
     ("payload", "field", "rule"),
     [
         ({"tokens": [], "title": "t", "body": "b"}, "body.tokens", "at least 1"),
-        ({"tokens": "abc", "title": "t", "body": "b"}, "body.tokens", "valid list"),
+        ({"tokens": {"a": "b"}, "title": "t", "body": "b"}, "body.tokens", "valid list"),
+        ({"tokens": "", "title": "t", "body": "b"}, "body.tokens[0]", "must not be empty"),
         ({"tokens": [TOKEN, 42], "title": "t", "body": "b"}, "body.tokens[1]", "valid string"),
         ({"tokens": [None], "title": "t", "body": "b"}, "body.tokens[0]", "valid string"),
         (
@@ -103,13 +119,13 @@ async def test_notifications_topic_keeps_the_backends_shape(
         ({"tokens": [TOKEN], "body": "b"}, "body.title", "field required"),
     ],
 )
-async def test_bad_token_pushes_are_422_naming_the_field_and_store_nothing(
+async def test_bad_token_pushes_are_400_naming_the_field_and_store_nothing(
     client: httpx.AsyncClient, db: Database, payload: dict[str, Any], field: str, rule: str
 ) -> None:
     response = await client.post("/notifications/tokens", json=payload)
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     body = response.json()
-    assert body["success"] is False and body["error"] == 422
+    assert body["success"] is False and body["error"] == 400
     assert body["message"].startswith(field.removeprefix("body.")) or field in body["message"]
     assert any(e["field"] == field and rule in e["rule"] for e in body["errors"]), body
     assert await counts(db) == {"notifications": 0, "messages": 0, "push_tokens": 0}
@@ -119,13 +135,13 @@ async def test_bad_token_pushes_are_422_naming_the_field_and_store_nothing(
     ("topic", "rule"),
     [("", "must not be empty"), ("two words", "letters, digits"), ("a/b", "letters, digits")],
 )
-async def test_bad_topics_are_422(
+async def test_bad_topics_are_400(
     client: httpx.AsyncClient, db: Database, topic: str, rule: str
 ) -> None:
     response = await client.post(
         "/notifications/topic", json={"topic": topic, "title": "t", "body": "b"}
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["message"].startswith("topic:")
     assert rule in response.json()["message"]
     assert await counts(db) == {"notifications": 0, "messages": 0, "push_tokens": 0}
@@ -146,17 +162,17 @@ async def test_the_canonical_create_takes_data_and_one_target(
     two = await client.post(
         "/api/v1/notifications", json={"tokens": [TOKEN], "topic": "news", "body": "b"}
     )
-    assert two.status_code == 422 and "exactly one of" in two.json()["message"]
+    assert two.status_code == 400 and "exactly one of" in two.json()["message"]
     none = await client.post("/api/v1/notifications", json={"body": "b"})
-    assert none.status_code == 422
+    assert none.status_code == 400
     numbers = await client.post(
         "/api/v1/notifications", json={"topic": "news", "body": "b", "data": {"n": 1}}
     )
-    assert numbers.status_code == 422 and "body.data.n" in numbers.json()["message"]
+    assert numbers.status_code == 400 and "body.data.n" in numbers.json()["message"]
     reserved = await client.post(
         "/api/v1/notifications", json={"topic": "news", "body": "b", "data": {"from": "x"}}
     )
-    assert reserved.status_code == 422 and "reserves" in reserved.json()["message"]
+    assert reserved.status_code == 400 and "reserves" in reserved.json()["message"]
     assert (await counts(db))["notifications"] == 1
 
 
@@ -212,9 +228,9 @@ async def test_push_tokens_register_list_delete(
     assert (await client.delete(f"/api/v1/push-tokens/{token_id}")).status_code == 404
     assert (await client.get(f"/api/v1/push-tokens/{token_id}")).status_code == 404
     unknown = await client.post("/api/v1/push-tokens", json={"token": "x", "subscriber_id": 42})
-    assert unknown.status_code == 422 and "subscriber_id" in unknown.json()["message"]
+    assert unknown.status_code == 400 and "subscriber_id" in unknown.json()["message"]
     bad = await client.post("/api/v1/push-tokens", json={"token": 12345})
-    assert bad.status_code == 422 and "body.token" in bad.json()["message"]
+    assert bad.status_code == 400 and "body.token" in bad.json()["message"]
 
 
 async def test_a_missing_notification_is_404_and_pages_work(client: httpx.AsyncClient) -> None:

@@ -83,7 +83,7 @@ async def test_a_day_after_today_and_an_unknown_report_are_refused(
     late = await client.post(
         "/api/v1/reports/send", json={"kind": "daily", "date": "2026-01-08"}, headers=bearer()
     )
-    assert late.status_code == 422
+    assert late.status_code == 400
     assert late.json()["errors"] == [
         {"field": "body.date", "rule": "must not be after today (the shop's day)"}
     ]

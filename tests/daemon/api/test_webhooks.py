@@ -433,7 +433,7 @@ async def test_no_bearer_token_is_needed_but_the_api_still_wants_one(
     client: httpx.AsyncClient,
 ) -> None:
     assert_twiml(await sms(client, "hello"))
-    assert (await client.get("/api/test-nothing-here")).status_code == 401
+    assert (await client.get("/api/v1/messages")).status_code == 401
 
 
 async def test_a_body_that_is_not_a_form_is_refused(

@@ -134,7 +134,7 @@ async def test_a_malformed_code_is_refused_and_costs_no_try(
     for bad in (ARABIC_INDIC, FULL_WIDTH, "12345", "1234567", "12a456"):
         with pytest.raises(OtpError) as caught:
             await service.verify(PHONE, bad)
-        assert caught.value.status == 422
+        assert caught.value.status == 400
         assert caught.value.field == "otp"
     assert (await service.status(PHONE)).attempts_left == 5
     await service.verify(PHONE, f" {code} ")
@@ -150,7 +150,7 @@ async def test_a_malformed_phone_or_purpose_is_refused_naming_the_field(
     ):
         with pytest.raises(OtpError) as caught:
             await call
-        assert (caught.value.field, caught.value.status) == ("phone", 422)
+        assert (caught.value.field, caught.value.status) == ("phone", 400)
     with pytest.raises(OtpError) as caught:
         await service.send(PHONE, "payment")
     assert caught.value.field == "purpose"

@@ -1,4 +1,10 @@
-"""Inbound SMS from any source: write it down, then apply STOP / START / HELP keywords."""
+"""Inbound SMS from any source: write it down, apply STOP / START / HELP, answer the sender.
+
+The one entry for every source (Twilio's webhook, the modem, whatever comes next) is
+`InboundService.receive`. A source either carries the answer itself (Twilio: in the
+webhook's TwiML, and it confirms STOP/START on its own) or needs it sent (the modem: through
+the outbox); `Received.answers_inline` says which, and the service does the rest.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,10 @@ import phonenumbers
 import sqlite_utils
 
 from daemon.clock import Clock, utc_iso
+from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
+from providers.sms_text import analyze
 from storage.database import Database
-from storage.inbound import mark_handled, record_inbound
+from storage.inbound import log_direct_reply, mark_handled, record_inbound
 from storage.optouts import is_e164, opt_in, opt_out
 
 logger = logging.getLogger(__name__)
@@ -107,16 +115,98 @@ class InboundResult:
     cancelled_message_ids: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One SMS as a source hands it over."""
+
+    source: str  # "twilio", "modem": stored with the message, and the reply's provider
+    sender: str
+    body: str
+    # The source's own id for the message: a second delivery of the same id does nothing.
+    provider_message_id: str | None
+    recipient: str | None = None
+    # True when the source carries the answer back itself (Twilio's webhook, in TwiML).
+    answers_inline: bool = False
+
+
 class InboundService:
-    """Records inbound SMS and applies their keywords, each message in one transaction."""
+    """Records inbound SMS, applies their keywords and answers, each message in one transaction."""
 
     def __init__(
-        self, db: Database, clock: Clock, help_text: str, *, default_region: str = ""
+        self,
+        db: Database,
+        clock: Clock,
+        help_text: str,
+        *,
+        default_region: str = "",
+        outbox: Outbox | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._help_text = help_text
         self._default_region = default_region
+        # Sends the answers of sources that cannot carry them (the modem); None: none can.
+        self._outbox = outbox
+
+    async def receive(self, sms: Received) -> InboundResult:
+        """The one entry: record, apply the keyword, and see that the sender gets its answer.
+
+        For an inline source the reply (HELP's text) is written down as sent before the
+        caller returns it, so no reply goes out unrecorded; the source confirms STOP/START
+        itself. Otherwise the reply and the confirmation go out through the outbox.
+        """
+        result = await self.handle(
+            source=sms.source,
+            sender=sms.sender,
+            recipient=sms.recipient,
+            body=sms.body,
+            provider_message_id=sms.provider_message_id,
+        )
+        logger.info("inbound: SMS from %s via %s (%s)", result.sender, sms.source, result.kind)
+        if sms.answers_inline:
+            if result.reply:
+                await self._log_inline_reply(sms.source, result, result.reply)
+        else:
+            await self._send_answers(sms, result)
+        return result
+
+    async def _log_inline_reply(self, source: str, result: InboundResult, reply: str) -> None:
+        cost = analyze(reply)
+        now = utc_iso(self._clock.now())
+        await self._db.write(
+            lambda db: log_direct_reply(
+                db,
+                recipient=result.sender,
+                body=reply,
+                provider=source,
+                now=now,
+                subscriber_id=result.subscriber_id,
+                encoding=cost.encoding,
+                segments=cost.segments,
+            )
+        )
+
+    async def _send_answers(self, sms: Received, result: InboundResult) -> None:
+        answers = [text for text in (result.reply, result.confirmation) if text]
+        outbox = self._outbox
+        if answers and outbox is None:
+            logger.warning("inbound: no outbox to answer %s via %s", result.sender, sms.source)
+            return
+        for number, text in enumerate(answers if outbox is not None else ()):
+            try:
+                await outbox.enqueue(
+                    EnqueueRequest(
+                        channel="sms",
+                        recipient=result.sender,
+                        body=text,
+                        kind="reply",
+                        subscriber_id=result.subscriber_id,
+                        # One answer per received message, however often the source repeats it.
+                        idempotency_key=f"{sms.source}-reply:{sms.provider_message_id}:{number}",
+                    )
+                )
+            except EnqueueError as exc:
+                logger.warning("inbound: cannot answer %s: %s", result.sender, exc)
 
     async def handle(
         self,

@@ -27,7 +27,7 @@ from daemon.backoffice.service import BackOffice, build_backoffice
 from daemon.clock import Clock, SystemClock, utc_iso
 from daemon.config import ConfigError, LoadedConfig, Settings, load_config, secret_values
 from daemon.http_client import SharedHttp
-from daemon.inbound import InboundService
+from daemon.inbound import InboundService, Received
 from daemon.lean import one_malloc_arena, release_free_memory
 from daemon.lock import InstanceLock, LockError
 from daemon.logs import log_file_path, setup_logging, update_logging
@@ -36,7 +36,7 @@ from daemon.otp.service import OtpService, build_otp_service
 from daemon.outbox.dispatcher import Dispatcher
 from daemon.outbox.policy import RetryPolicy
 from daemon.outbox.router import Router
-from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
+from daemon.outbox.service import Outbox
 from daemon.outbox.wiring import ChainReport, build_router
 from daemon.owner import OwnerAlerts
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir
@@ -244,7 +244,11 @@ class Daemon:
         if await self.owner.resume():
             log.info("owner: queued the alerts a crash left unsent")
         self.inbound = InboundService(
-            self.db, self.clock, settings.sms.help_text, default_region=settings.sms.default_region
+            self.db,
+            self.clock,
+            settings.sms.help_text,
+            default_region=settings.sms.default_region,
+            outbox=self.outbox,
         )
         self.push = PushService(self.db, self.clock, wake=self.dispatcher.wake)
         try:
@@ -294,6 +298,7 @@ class Daemon:
             tgtg=self.tgtg,
             backoffice=backoffice,
             metrics=self.metrics,
+            inbound=self.inbound,
         )
         server = ApiServer(
             create_app(ctx),
@@ -513,32 +518,16 @@ class Daemon:
                 log.info("modem: connecting to %s in the background", slot.provider.port)
 
     async def _modem_inbound(self, message: ModemInbound) -> None:
-        """One SMS from the modem: written down (and its keyword applied) before the modem
-        deletes it; the answer a modem sender needs goes out through the outbox."""
-        assert self.inbound is not None and self.outbox is not None
-        result = await self.inbound.handle(
-            source="modem",
-            sender=message.sender,
-            recipient=None,
-            body=message.text,
-            provider_message_id=message.key,
+        """One SMS from the modem, through the one inbound entry, before the modem deletes it."""
+        assert self.inbound is not None
+        await self.inbound.receive(
+            Received(
+                source="modem",
+                sender=message.sender,
+                body=message.text,
+                provider_message_id=message.key,
+            )
         )
-        log.info("modem: SMS from %s (%s)", result.sender, result.kind)
-        answers = [text for text in (result.reply, result.confirmation) if text]
-        for number, text in enumerate(answers):
-            try:
-                await self.outbox.enqueue(
-                    EnqueueRequest(
-                        channel="sms",
-                        recipient=result.sender,
-                        body=text,
-                        kind="reply",
-                        subscriber_id=result.subscriber_id,
-                        idempotency_key=f"modem-reply:{message.key}:{number}",
-                    )
-                )
-            except EnqueueError as exc:
-                log.warning("modem: cannot answer %s: %s", result.sender, exc)
 
     async def _modem_report(self, report: ModemReport) -> None:
         assert self.db is not None

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 if TYPE_CHECKING:
     from daemon.backoffice.service import BackOffice
+    from daemon.inbound import InboundService
     from daemon.metrics import Metrics
     from daemon.otp.service import OtpService
     from daemon.outbox.service import Outbox
@@ -53,6 +54,8 @@ class ApiContext:
     backoffice: BackOffice | None = None
     # Only when [metrics] enabled: then GET /metrics exists.
     metrics: Metrics | None = None
+    # The one inbound entry (the modem's too); Twilio's webhook hands its SMS here.
+    inbound: InboundService | None = None
     # Each scheduled job's next run; set by the lifecycle once the scheduler (built after
     # the API) has started, so None until then.
     jobs: Callable[[], dict[str, datetime | None]] | None = None

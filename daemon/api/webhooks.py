@@ -13,8 +13,7 @@ from starlette.responses import JSONResponse, Response
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
 from daemon.clock import utc_iso
-from daemon.inbound import InboundService
-from providers.sms_text import analyze
+from daemon.inbound import InboundService, Received
 from providers.twilio.webhook import (
     SIGNATURE_HEADER,
     InboundSms,
@@ -23,7 +22,6 @@ from providers.twilio.webhook import (
     public_request_url,
     twiml,
 )
-from storage.inbound import log_direct_reply
 from storage.receipts import apply_receipt
 
 logger = logging.getLogger(__name__)
@@ -45,14 +43,17 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
 FormPairs = list[tuple[str, str]]
 
 
-def build_inbound_service(ctx: ApiContext) -> InboundService:
-    """The inbound service over the API's database, clock and SMS settings."""
-    return InboundService(
-        ctx.db,
-        ctx.clock,
-        ctx.settings.sms.help_text,
-        default_region=ctx.settings.sms.default_region,
-    )
+def inbound_service(ctx: ApiContext) -> InboundService:
+    """The daemon's one inbound entry; an app built without a daemon (tests) makes its own once."""
+    if ctx.inbound is None:
+        ctx.inbound = InboundService(
+            ctx.db,
+            ctx.clock,
+            ctx.settings.sms.help_text,
+            default_region=ctx.settings.sms.default_region,
+            outbox=ctx.outbox,
+        )
+    return ctx.inbound
 
 
 async def signed_form(request: Request, ctx: ApiContext) -> FormPairs:
@@ -98,33 +99,19 @@ async def incoming_sms(request: Request, ctx: Ctx) -> Response:
         sms = InboundSms.from_form(pairs)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    result = await build_inbound_service(ctx).handle(
-        source="twilio",
-        sender=sms.from_number,
-        recipient=sms.to_number or None,
-        body=sms.body,
-        provider_message_id=sms.message_sid,
-    )
-    # STOP/START: Twilio has already answered with its own confirmation, so `confirmation` is
-    # not sent here, and `<Response/>` adds nothing (providers.md 1.6).
-    if result.reply:
-        cost = analyze(result.reply)
-        now = utc_iso(ctx.clock.now())
-        reply = result.reply
-        # Written down before the answer leaves: if this write fails, Twilio gets a 500 and
-        # no reply goes out unrecorded.
-        await ctx.db.write(
-            lambda db: log_direct_reply(
-                db,
-                recipient=result.sender,
-                body=reply,
-                provider="twilio",
-                now=now,
-                subscriber_id=result.subscriber_id,
-                encoding=cost.encoding,
-                segments=cost.segments,
-            )
+    # Twilio carries the reply in the TwiML below and confirms STOP/START itself (docs/twilio.md):
+    # the inbound entry writes the reply down before this answer leaves, so if that write fails
+    # Twilio gets a 500 and no reply goes out unrecorded.
+    result = await inbound_service(ctx).receive(
+        Received(
+            source="twilio",
+            sender=sms.from_number,
+            recipient=sms.to_number or None,
+            body=sms.body,
+            provider_message_id=sms.message_sid,
+            answers_inline=True,
         )
+    )
     return Response(twiml(result.reply), media_type="application/xml")
 
 

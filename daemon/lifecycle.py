@@ -10,7 +10,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -41,6 +41,7 @@ from daemon.outbox.wiring import ChainReport, build_router
 from daemon.owner import OwnerAlerts
 from daemon.paths import PathError, ensure_api_token, ensure_private_dir
 from daemon.push import PushService, push_health
+from daemon.receipts import Receipts, SegmentReport, build_receipts
 from daemon.scheduler import JobSpec, Scheduler
 from daemon.systemd import Notifier
 from daemon.tgtg.watcher import Watcher, WatcherSettings
@@ -49,7 +50,6 @@ from storage.database import Database
 from storage.errors import StorageError
 from storage.messages import count_by_status
 from storage.optouts import opt_out
-from storage.parts import apply_part_report
 
 if TYPE_CHECKING:
     from daemon.metrics import Metrics
@@ -127,6 +127,7 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.outbox: Outbox | None = None
         self.inbound: InboundService | None = None
+        self.receipts: Receipts | None = None
         self.push: PushService | None = None
         self.otp: OtpService | None = None
         self.scheduler: Scheduler | None = None
@@ -250,6 +251,7 @@ class Daemon:
             default_region=settings.sms.default_region,
             outbox=self.outbox,
         )
+        self.receipts = build_receipts(self.db, self.clock, settings)
         self.push = PushService(self.db, self.clock, wake=self.dispatcher.wake)
         try:
             self.otp = build_otp_service(
@@ -299,6 +301,7 @@ class Daemon:
             backoffice=backoffice,
             metrics=self.metrics,
             inbound=self.inbound,
+            receipts=self.receipts,
         )
         server = ApiServer(
             create_app(ctx),
@@ -530,28 +533,18 @@ class Daemon:
         )
 
     async def _modem_report(self, report: ModemReport) -> None:
-        assert self.db is not None
-        now = self.clock.now()
-        window = timedelta(hours=self.settings.modem.report_window_hours)
-        result = await self.db.write(
-            lambda conn: apply_part_report(
-                conn,
+        """One segment's status report from the modem, through the one receipts entry."""
+        assert self.receipts is not None
+        await self.receipts.apply(
+            SegmentReport(
                 provider="modem",
                 reference=str(report.message_reference),
                 recipient=report.recipient,
                 delivered=report.delivered,
                 failed=report.failed,
                 status_code=report.status,
-                now=utc_iso(now),
-                sent_after=utc_iso(now - window),
             )
         )
-        if result.message_id is None:
-            log.info(
-                "modem: status report for reference %d to %s matches no message",
-                report.message_reference,
-                report.recipient,
-            )
 
     async def _sms_health(self) -> dict[str, object]:
         assert self.router is not None and self.db is not None

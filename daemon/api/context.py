@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from daemon.otp.service import OtpService
     from daemon.outbox.service import Outbox
     from daemon.push import PushService
+    from daemon.receipts import Receipts
     from daemon.tgtg.watcher import Watcher
 
 from daemon.api.clients import ClientResolver, networks
@@ -56,6 +57,8 @@ class ApiContext:
     metrics: Metrics | None = None
     # The one inbound entry (the modem's too); Twilio's webhook hands its SMS here.
     inbound: InboundService | None = None
+    # The one receipts entry (the modem's reports too); Twilio's status callback hands them here.
+    receipts: Receipts | None = None
     # Each scheduled job's next run; set by the lifecycle once the scheduler (built after
     # the API) has started, so None until then.
     jobs: Callable[[], dict[str, datetime | None]] | None = None

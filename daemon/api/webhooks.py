@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.clock import utc_iso
 from daemon.inbound import InboundService, Received
+from daemon.receipts import MessageReceipt, Receipts, build_receipts
 from providers.twilio.webhook import (
     SIGNATURE_HEADER,
     InboundSms,
@@ -22,7 +22,6 @@ from providers.twilio.webhook import (
     public_request_url,
     twiml,
 )
-from storage.receipts import apply_receipt
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +53,13 @@ def inbound_service(ctx: ApiContext) -> InboundService:
             outbox=ctx.outbox,
         )
     return ctx.inbound
+
+
+def receipts_service(ctx: ApiContext) -> Receipts:
+    """The daemon's one receipts entry; an app built without a daemon (tests) makes its own once."""
+    if ctx.receipts is None:
+        ctx.receipts = build_receipts(ctx.db, ctx.clock, ctx.settings)
+    return ctx.receipts
 
 
 async def signed_form(request: Request, ctx: ApiContext) -> FormPairs:
@@ -125,25 +131,14 @@ async def status_callback(request: Request, ctx: Ctx) -> JSONResponse:
         callback = StatusCallback.from_form(pairs)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    now = utc_iso(ctx.clock.now())
-    result = await ctx.db.write(
-        lambda db: apply_receipt(
-            db,
+    # 200 whatever it matched: an error would only make Twilio retry a callback we cannot
+    # use (a message from before this database, or sent by another program on the account).
+    await receipts_service(ctx).apply(
+        MessageReceipt(
             provider="twilio",
             provider_message_id=callback.message_sid,
             status=callback.status,
             error_code=callback.error_code,
-            now=now,
         )
     )
-    if result.message_id is None:
-        # 200 all the same: an error would only make Twilio retry a callback we cannot use
-        # (a message from before this database, or sent by another program on the account).
-        logger.info(
-            "status callback %s for unknown Twilio message %s ignored",
-            callback.status,
-            callback.message_sid,
-        )
-    elif result.moved:
-        logger.debug("message %d is now %s (Twilio)", result.message_id, result.state)
     return JSONResponse({"success": True})

@@ -7,7 +7,7 @@ import sqlite_utils
 from storage.messages import NewMessage, Sent, claim_due, get_message, insert_message
 from storage.messages import record_outcomes as record
 from storage.migrations import apply
-from storage.parts import apply_part_report
+from storage.receipts import apply_part_report
 
 T0 = "2026-11-22T10:00:00.000000+00:00"
 T1 = "2026-11-22T10:00:05.000000+00:00"

@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 from daemon.api.app import _door, create_app  # noqa: E402
 from daemon.api.auth import AccessMiddleware, _match  # noqa: E402
 from daemon.api.context import ApiContext  # noqa: E402
-from daemon.clock import ManualClock  # noqa: E402
+from daemon.runtime.clock import ManualClock  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 N = 20_000

@@ -49,7 +49,7 @@ from bench._daemon import (  # noqa: E402
     machine_line,
     wait_quiet,
 )
-from daemon.clock import utc_iso  # noqa: E402
+from daemon.runtime.clock import utc_iso  # noqa: E402
 from storage import migrations  # noqa: E402
 from storage.connection import open_for_writing  # noqa: E402
 from storage.messages import PRIORITY, NewMessage, insert_message  # noqa: E402

@@ -1,7 +1,7 @@
 """The ASGI servers side by side, each embedded in the real daemon: limits, idle wake-ups, /smss.
 
 For each candidate the daemon runs as a child process (`python bench/http_servers.py --daemon
-NAME --config X`) with `daemon.lifecycle.ApiServer` swapped for a small adapter that serves the
+NAME --config X`) with `daemon.app.lifecycle.ApiServer` swapped for a small adapter that serves the
 same app on the same bound socket, so every figure is the whole daemon's, not a toy app's:
 
 - limits: what a client sees when it sends a 64 MiB header (4 at once; the daemon's RSS growth),
@@ -166,8 +166,8 @@ def adapter(name: str) -> Callable[..., Any]:
 
 def run_daemon(name: str, config: str) -> None:
     """The child: the daemon, its API served by candidate `name`."""
-    import daemon.lifecycle
-    from daemon.cli import cli
+    import daemon.app.lifecycle
+    from daemon.admin.cli import cli
 
     if name != "shopbell":
         chosen = adapter(name)
@@ -181,7 +181,7 @@ def run_daemon(name: str, config: str) -> None:
         def make(app: Any, sock: socket.socket, **limits: Any) -> Any:
             return chosen(app, sock, **{**defaults, **limits})
 
-        daemon.lifecycle.ApiServer = make  # type: ignore[assignment,misc]
+        daemon.app.lifecycle.ApiServer = make  # type: ignore[assignment,misc]
     cli(["--config", config, "run"], prog_name="shopbell")
 
 

@@ -73,11 +73,11 @@ FIRST_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 
 # (label, statement) in about the order the daemon meets them; each runs after the ones above.
-# The first applies daemon/lean.py, as `import daemon` does in the daemon.
+# The first applies daemon/runtime/lean.py, as `import daemon` does in the daemon.
 IMPORT_STEPS: list[tuple[str, str]] = [
     (
-        "daemon.lean (keeps httpx's CLI, pydantic.v1 out)",
-        "import daemon.lean; daemon.lean.skip_unused_imports()",
+        "daemon.runtime.lean (keeps httpx's CLI, pydantic.v1 out)",
+        "import daemon.runtime.lean; daemon.runtime.lean.skip_unused_imports()",
     ),
     (
         "stdlib: asyncio, ssl, email, sqlite3, ...",
@@ -87,7 +87,7 @@ IMPORT_STEPS: list[tuple[str, str]] = [
     ("pydantic", "import pydantic"),
     (
         "fastapi (+ starlette, opentelemetry-api)",
-        "import daemon.lean; daemon.lean.import_fastapi()",
+        "import daemon.runtime.lean; daemon.runtime.lean.import_fastapi()",
     ),
     ("granian (the HTTP server)", "import granian.server.embed"),
     ("sqlite_utils (+ pluggy, dateutil)", "import sqlite_utils"),
@@ -104,27 +104,30 @@ IMPORT_STEPS: list[tuple[str, str]] = [
         "storage.messages, storage.subscribers, storage.tgtg",
     ),
     ("daemon.api.app (every route and its services)", "import daemon.api.app"),
-    ("daemon.lifecycle (scheduler, outbox, TGTG ...)", "import daemon.lifecycle"),
-    ("daemon.cli (the commands)", "import daemon.cli"),
+    ("daemon.app.lifecycle (scheduler, outbox, TGTG ...)", "import daemon.app.lifecycle"),
+    ("daemon.admin.cli (the commands)", "import daemon.admin.cli"),
     ("-- only when configured or first used --", ""),
     (
         "httpx + TLS context (HTTP provider, TGTG login)",
-        "import daemon.http_client as h; h.build_http_client()",
+        "import daemon.runtime.http_client as h; h.build_http_client()",
     ),
     ('uvloop ([api] event_loop = "uvloop")', "import uvloop; uvloop.new_event_loop()"),
     ("providers.twilio (twilio, requests, urllib3)", "import providers.twilio.provider"),
     ("providers.fcm (pyfcm, google-auth)", "import providers.fcm.provider"),
     ("providers.modem (pyserial-asyncio-fast)", "import providers.modem.provider"),
-    ("prometheus_client ([metrics] enabled)", "import daemon.metrics"),
+    ("prometheus_client ([metrics] enabled)", "import daemon.services.metrics"),
     ("aiosmtplib (first e-mail)", "import aiosmtplib"),
     ("twilio.twiml (first inbound SMS)", "import twilio.twiml.messaging_response"),
     ("argon2-cffi (first password)", "import argon2"),
     ("PyJWT + cryptography (first login)", "import jwt, jwt.algorithms"),
 ]
-# What daemon/lean.py keeps out: the same imports with those parts loaded as before (httpx
+# What daemon/runtime/lean.py keeps out: the same imports with those parts loaded as before (httpx
 # imports its CLI itself when rich and click are installed; FastAPI imports pydantic.v1 at
 # its first route), each in a fresh interpreter.
-WITH_LEAN = "import daemon.lean; daemon.lean.skip_unused_imports(); import httpx, daemon.api.app"
+WITH_LEAN = (
+    "import daemon.runtime.lean; daemon.runtime.lean.skip_unused_imports(); "
+    "import httpx, daemon.api.app"
+)
 WITHOUT_LEAN = "import httpx, httpx._main, pydantic.v1, daemon.api.app"
 # FastAPI imported before daemon.api (which imports it with its OpenAPI models unbuilt).
 WITHOUT_DEFER = "import fastapi, daemon.api.app"
@@ -167,7 +170,7 @@ def import_costs() -> list[tuple[str, float, float]]:
 
 
 def lean_saving() -> float:
-    """MiB that daemon/lean.py's skipped imports save on the daemon's own imports."""
+    """MiB that daemon/runtime/lean.py's skipped imports save on the daemon's own imports."""
     return (_rss_steps([WITHOUT_LEAN])[-1] - _rss_steps([WITH_LEAN])[-1]) / MIB
 
 

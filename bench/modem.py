@@ -75,7 +75,7 @@ UNCAPPED_SEGMENTS_PER_MINUTE = 100_000.0
 # `python -c` text that starts the daemon with ModemProvider given another segment rate.
 LAUNCHER = """
 import os, runpy, sys
-# daemon/outbox/wiring.py imports the provider from its module when the modem is configured.
+# daemon/app/wiring.py imports the provider from its module when the modem is configured.
 import providers.modem.provider as modem_provider
 _Modem = modem_provider.ModemProvider
 class _BenchModem(_Modem):

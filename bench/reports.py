@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from daemon.backoffice.reports import Reports
-from daemon.backoffice.service import build_backoffice
-from daemon.clock import ManualClock, utc_iso
 from daemon.config import Settings
+from daemon.runtime.clock import ManualClock, utc_iso
+from daemon.services.backoffice.reports import Reports
+from daemon.services.backoffice.service import build_backoffice
 from storage.database import Database
 
 ZONE = "Asia/Kolkata"

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
-from daemon.clock import ManualClock, utc_iso
 from daemon.config import Settings
+from daemon.runtime.clock import ManualClock, utc_iso
 from storage.database import Database
 
 MESSAGES = int(os.environ.get("MESSAGES", "1000000"))

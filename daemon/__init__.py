@@ -1,6 +1,6 @@
 """The shopbell daemon: CLI, configuration, lifecycle, services and the HTTP API."""
 
-from daemon.lean import skip_unused_imports
+from daemon.runtime.lean import skip_unused_imports
 
 __version__ = "0.1.0"
 

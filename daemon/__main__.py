@@ -1,5 +1,5 @@
 """`python -m daemon` runs the shopbell command (as the console script does)."""
 
-from daemon.cli import main
+from daemon.admin.cli import main
 
 main()

@@ -6,6 +6,7 @@ import difflib
 import ipaddress
 import os
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,9 +23,6 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-
-from daemon.otp.policy import DEFAULT_TEXT as OTP_DEFAULT_TEXT
-from daemon.otp.policy import check_text as check_otp_text
 
 APP_NAME = "shopbell"
 ENV_CONFIG = "SHOPBELL_CONFIG"
@@ -293,6 +291,26 @@ def _check_base_url(value: str) -> str:
     return value
 
 
+# The OTP SMS text: the fields it may name, and the wording when the config gives none.
+OTP_TEXT_FIELDS = ("code", "shop", "minutes")
+OTP_DEFAULT_TEXT = "Your {shop} code is {code}. It expires in {minutes} min. Never share it."
+
+
+def check_otp_text(template: str) -> str:
+    """Refuse an SMS text that lacks {code}, repeats it, or names fields other than ours."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"is not a text with {{fields}}: {exc}") from None
+    unknown = sorted({name for name in names if name not in OTP_TEXT_FIELDS})
+    if unknown:
+        shown = ", ".join("{" + name + "}" for name in unknown)
+        raise ValueError(f"has unknown fields {shown}; known: {{code}}, {{shop}}, {{minutes}}")
+    if names.count("code") != 1:
+        raise ValueError("must contain {code} exactly once")
+    return template
+
+
 class OtpSettings(_Section):
     """One-time codes by SMS (NIST SP 800-63B-4 and OWASP ASVS bounds)."""
 
@@ -497,7 +515,7 @@ class OwnerSettings(_Section):
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str) -> str:
-        from daemon.outbox.phones import InvalidPhone, to_e164
+        from storage.phones import InvalidPhone, to_e164
 
         if not value.strip():
             return ""
@@ -874,3 +892,33 @@ def reference_config_text() -> str:
         if candidate.is_file():
             return candidate.read_text(encoding="utf-8")
     raise FileNotFoundError("the reference config.toml is missing from this installation")
+
+
+@dataclass
+class Overrides:
+    """Settings given on the command line; they win over the file and the environment."""
+
+    host: str | None = None
+    port: int | None = None
+
+    def apply(self, settings: Settings) -> Settings:
+        changes = {k: v for k, v in (("host", self.host), ("port", self.port)) if v is not None}
+        if not changes:
+            return settings
+        api = settings.api.model_dump() | changes
+        try:
+            return settings.model_copy(update={"api": type(settings.api).model_validate(api)})
+        except ValueError as exc:
+            problems = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]  # type: ignore[attr-defined]
+            raise ConfigError("(command line)", [f"--host/--port: {p}" for p in problems]) from None
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """The `section.key` names whose values differ between `old` and `new`."""
+    changed: list[str] = []
+    for section_name in Settings.model_fields:
+        before, after = getattr(old, section_name), getattr(new, section_name)
+        for key in type(before).model_fields:
+            if getattr(before, key) != getattr(after, key):
+                changed.append(f"{section_name}.{key}")
+    return changed

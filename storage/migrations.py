@@ -20,7 +20,7 @@ _MigrationFn = Callable[[sqlite_utils.Database], None]
 _NAMES: list[str] = []
 
 # Conventions for every table below:
-# - Times are TEXT in UTC ISO-8601 written by the injected clock (`daemon.clock.utc_iso`), so
+# - Times are TEXT in UTC ISO-8601 written by the injected clock (`daemon.runtime.clock`), so
 #   they have no SQL DEFAULT: CURRENT_TIMESTAMP has another format, and mixed formats would
 #   break the text comparisons the dispatcher and the reports rely on.
 # - STRICT tables, so 12.50 in a minor-units column, or words in a number column, are refused
@@ -484,7 +484,7 @@ def m013_add_subscriber_watch_prefs(db: sqlite_utils.Database) -> None:
 
 @_migration
 def m014_create_owner_alerts(db: sqlite_utils.Database) -> None:
-    # What the daemon told the owner (daemon/owner.py): one open row per key until the
+    # What the daemon told the owner (daemon/services/owner.py): one open row per key until the
     # condition clears, so an alert goes out once per key even across restarts; cleared rows
     # stay as the history the hourly limit counts.
     _run(

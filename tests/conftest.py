@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.clock import ManualClock
+from daemon.runtime.clock import ManualClock
 from storage.database import Database
 
 # Set when the tests themselves run under systemd; a test daemon must not talk to that systemd.

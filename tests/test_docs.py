@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from daemon.cli import cli
+from daemon.admin.cli import cli
 from daemon.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]

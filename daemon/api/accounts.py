@@ -16,9 +16,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from daemon.api.auth import PRINCIPAL_API_TOKEN
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.backoffice.accounts import AccountError
-from daemon.backoffice.roles import API_TOKEN_ACTOR, Actor, Permission, can
-from daemon.backoffice.service import BackOffice
+from daemon.services.backoffice.accounts import AccountError
+from daemon.services.backoffice.roles import API_TOKEN_ACTOR, Actor, Permission, can
+from daemon.services.backoffice.service import BackOffice
 from storage.models import Account, Role
 
 router = APIRouter()

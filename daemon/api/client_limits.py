@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field
 
 from daemon.api.access import LimitName
-from daemon.clock import Clock
 from daemon.config import LimitsSettings
+from daemon.runtime.clock import Clock
 
 MAX_TRACKED = 20_000
 

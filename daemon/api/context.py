@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 if TYPE_CHECKING:
-    from daemon.backoffice.service import BackOffice
-    from daemon.inbound import InboundService
-    from daemon.metrics import Metrics
-    from daemon.otp.service import OtpService
-    from daemon.outbox.service import Outbox
-    from daemon.push import PushService
-    from daemon.receipts import Receipts
-    from daemon.tgtg.watcher import Watcher
+    from daemon.services.backoffice.service import BackOffice
+    from daemon.services.inbound import InboundService
+    from daemon.services.metrics import Metrics
+    from daemon.services.otp.service import OtpService
+    from daemon.services.outbox.service import Outbox
+    from daemon.services.push import PushService
+    from daemon.services.receipts import Receipts
+    from daemon.services.tgtg.watcher import Watcher
 
 from daemon.api.clients import ClientResolver, networks
-from daemon.clock import Clock
 from daemon.config import Settings
+from daemon.runtime.clock import Clock
 from storage.database import Database
 
 # A health source answers "how is this part doing?", e.g. {"state": "ok", "detail": "..."}.

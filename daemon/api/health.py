@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from daemon.api.auth import PRINCIPAL_API_TOKEN
 from daemon.api.context import ApiContext, HealthSource, get_ctx
-from daemon.clock import utc_iso
+from daemon.runtime.clock import utc_iso
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.clock import utc_iso
-from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
+from daemon.runtime.clock import utc_iso
+from daemon.services.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from storage.messages import (
     MessageFilter,
     StateError,

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, m
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.outbox.service import EnqueueError
-from daemon.push import MAX_TOKEN_LENGTH, MAX_TOKENS, PushQueued, PushService
+from daemon.services.outbox.service import EnqueueError
+from daemon.services.push import MAX_TOKEN_LENGTH, MAX_TOKENS, PushQueued, PushService
 from storage.models import Message, Notification, PushToken
 from storage.push import (
     NotificationSummary,

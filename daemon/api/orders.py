@@ -15,9 +15,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from daemon.api.accounts import backoffice, require_actor
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.backoffice.money import to_text
-from daemon.backoffice.roles import Actor, can
-from daemon.clock import utc_iso
+from daemon.runtime.clock import utc_iso
+from daemon.services.backoffice.money import to_text
+from daemon.services.backoffice.roles import Actor, can
 from storage import accounts as account_store
 from storage import orders as store
 from storage.products import UnknownProductError

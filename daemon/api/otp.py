@@ -15,7 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.otp.service import OtpError, OtpService
+from daemon.services.otp.service import OtpError, OtpService
 
 router = APIRouter()
 

@@ -27,9 +27,9 @@ from pydantic import (
 from daemon.api.accounts import backoffice, require_actor
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.backoffice.money import to_minor, to_text
-from daemon.backoffice.roles import Actor, Permission, can, designation_matches
-from daemon.clock import utc_iso
+from daemon.runtime.clock import utc_iso
+from daemon.services.backoffice.money import to_minor, to_text
+from daemon.services.backoffice.roles import Actor, Permission, can, designation_matches
 from storage import products as store
 from storage.models import PriceChange, Product
 

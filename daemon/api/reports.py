@@ -16,11 +16,11 @@ from daemon.api.accounts import backoffice, require_actor
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
 from daemon.api.products import price_minor
-from daemon.backoffice import report_mail
-from daemon.backoffice.money import to_text
-from daemon.backoffice.periods import days_range
-from daemon.backoffice.reports import Reports, check_range
-from daemon.clock import utc_iso
+from daemon.runtime.clock import utc_iso
+from daemon.services.backoffice import report_mail
+from daemon.services.backoffice.money import to_text
+from daemon.services.backoffice.periods import days_range
+from daemon.services.backoffice.reports import Reports, check_range
 from storage import reports as report_store
 from storage.models import Report
 

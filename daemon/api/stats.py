@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from daemon.api.context import ApiContext, get_ctx
-from daemon.backoffice.periods import days_range, local_day
-from daemon.clock import utc_iso
+from daemon.runtime.clock import utc_iso
+from daemon.services.backoffice.periods import days_range, local_day
 from storage import stats as store
 from storage.models import JobRun
 

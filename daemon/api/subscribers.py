@@ -15,11 +15,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
 from daemon.api.tgtg import AccountOut, tgtg_failure
-from daemon.clock import utc_iso
-from daemon.outbox.phones import InvalidPhone, to_e164
+from daemon.runtime.clock import utc_iso
 from providers.tgtg.errors import TgtgError
 from storage import subscribers as rows
 from storage.models import Subscriber, TgtgAccount
+from storage.phones import InvalidPhone, to_e164
 from storage.tgtg import account_of
 
 log = logging.getLogger(__name__)

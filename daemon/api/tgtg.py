@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.tgtg.watcher import LoginStateError, Watcher
+from daemon.services.tgtg.watcher import LoginStateError, Watcher
 from providers.tgtg.errors import TgtgBlocked, TgtgError, TgtgLoginError, TgtgRateLimited
 from storage import subscribers as subscriber_rows
 from storage.models import Favorite, TgtgAccount

@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.errors import ApiError
-from daemon.inbound import InboundService, Received
-from daemon.receipts import MessageReceipt, Receipts, build_receipts
+from daemon.services.inbound import InboundService, Received
+from daemon.services.receipts import MessageReceipt, Receipts, build_receipts
 from providers.twilio.webhook import (
     SIGNATURE_HEADER,
     InboundSms,

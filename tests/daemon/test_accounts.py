@@ -14,14 +14,14 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.backoffice import money, periods
-from daemon.backoffice.accounts import FREE_FAILURES, LOCK_MAX, lock_for
-from daemon.backoffice.roles import ROLES, Actor, can, designation_matches, may_create
-from daemon.backoffice.tokens import TokenIssuer, ensure_jwt_key
-from daemon.cli import cli
-from daemon.clock import ManualClock
+from daemon.admin.cli import cli
 from daemon.config import load_config
-from daemon.paths import PathError
+from daemon.runtime.clock import ManualClock
+from daemon.runtime.paths import PathError
+from daemon.services.backoffice import money, periods
+from daemon.services.backoffice.accounts import FREE_FAILURES, LOCK_MAX, lock_for
+from daemon.services.backoffice.roles import ROLES, Actor, can, designation_matches, may_create
+from daemon.services.backoffice.tokens import TokenIssuer, ensure_jwt_key
 from storage.connection import open_for_writing
 
 KEY = b"k" * 32

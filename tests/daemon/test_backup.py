@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.clock import ManualClock
+from daemon.app.services import build_owner_alerts
 from daemon.config import Settings
-from daemon.maintenance import MB, Backups, DiskFigures, DiskWatch, build_owner_alerts
-from daemon.outbox.service import Outbox
-from daemon.owner import OwnerAlerts
-from daemon.scheduler import JobSpec, Scheduler
+from daemon.runtime.clock import ManualClock
+from daemon.runtime.scheduler import JobSpec, Scheduler
+from daemon.services.care.backups import Backups
+from daemon.services.care.disk import MB, DiskFigures, DiskWatch
+from daemon.services.outbox.service import Outbox
+from daemon.services.owner import OwnerAlerts
 from storage.admin import check_file
 from storage.database import Database
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from daemon import __version__
-from daemon.cli import cli
+from daemon.admin.cli import cli
 from daemon.config import default_config_path
 
 

@@ -22,12 +22,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner, Result
 
-from daemon.cli import cli
-from daemon.clock import ManualClock
-from daemon.doctor import diagnose
-from daemon.maintenance import Backups
-from daemon.outbox.service import Outbox
-from daemon.owner import OwnerAlerts
+from daemon.admin.cli import cli
+from daemon.admin.doctor import diagnose
+from daemon.runtime.clock import ManualClock
+from daemon.services.care.backups import Backups
+from daemon.services.outbox.service import Outbox
+from daemon.services.owner import OwnerAlerts
 from storage.database import Database
 from tests.daemon.conftest import DaemonProcess, free_port
 from tests.daemon.test_modem_e2e import SimThread
@@ -532,7 +532,7 @@ def test_with_the_daemon_running_doctor_reads_its_health(
 def test_a_daemon_holding_the_lock_but_not_answering_fails(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
-    from daemon.lock import InstanceLock
+    from daemon.runtime.lock import InstanceLock
 
     config = write_config(f"[api]\nport = {free_port()}\n")
     (tmp_path / "data").mkdir(mode=0o700)

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from daemon.http_client import SharedHttp, build_http_client
+from daemon.runtime.http_client import SharedHttp, build_http_client
 
 
 class _CookieSetter(BaseHTTPRequestHandler):

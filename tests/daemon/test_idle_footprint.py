@@ -47,7 +47,7 @@ def look():
     os.kill(os.getpid(), signal.SIGTERM)
 
 threading.Thread(target=look, daemon=True).start()
-from daemon.cli import main
+from daemon.admin.cli import main
 sys.argv = ["shopbell", "--config", config, "run"]
 main()
 """

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from daemon import inbound as inbound_module
-from daemon.clock import ManualClock
-from daemon.inbound import (
+from daemon.runtime.clock import ManualClock
+from daemon.services import inbound as inbound_module
+from daemon.services.inbound import (
     START_CONFIRMATION,
     STOP_CONFIRMATION,
     InboundResult,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.lock import AlreadyRunningError, InstanceLock, LockError
+from daemon.runtime.lock import AlreadyRunningError, InstanceLock, LockError
 
 
 def test_second_lock_refused_naming_the_holder(tmp_path: Path) -> None:

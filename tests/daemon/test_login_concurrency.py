@@ -19,11 +19,16 @@ from datetime import timedelta
 import pytest
 from argon2 import PasswordHasher
 
-from daemon.backoffice.accounts import FREE_FAILURES, LOCK_BASE, AccountError, AccountService
-from daemon.backoffice.passwords import HashPool, Passwords, PasswordsBusy
-from daemon.backoffice.roles import API_TOKEN_ACTOR
-from daemon.backoffice.tokens import TokenIssuer
-from daemon.clock import ManualClock
+from daemon.runtime.clock import ManualClock
+from daemon.services.backoffice.accounts import (
+    FREE_FAILURES,
+    LOCK_BASE,
+    AccountError,
+    AccountService,
+)
+from daemon.services.backoffice.passwords import HashPool, Passwords, PasswordsBusy
+from daemon.services.backoffice.roles import API_TOKEN_ACTOR
+from daemon.services.backoffice.tokens import TokenIssuer
 from storage import accounts as store
 from storage.database import Database
 

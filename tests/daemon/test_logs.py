@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daemon.logs import QUIET_LIBRARIES, setup_logging
+from daemon.runtime.logs import QUIET_LIBRARIES, setup_logging
 from tests.daemon.conftest import REPO, free_port
 
 SECRET = "hunter2-very-secret-value"
@@ -150,14 +150,14 @@ def test_a_daemon_under_journald_and_with_a_log_file(
             proc.kill()
     journal = stderr.read_text().splitlines()
     assert journal and all(re.match(r"<[2-7]>\S+: ", line) for line in journal), journal
-    assert any(line.startswith("<6>daemon.lifecycle: ready: ") for line in journal)
+    assert any(line.startswith("<6>daemon.app.lifecycle: ready: ") for line in journal)
     # The file has the same events, with timestamps, private.
     file = tmp_path / "data" / "shopbell.log"
     assert stat.S_IMODE(file.stat().st_mode) == 0o600
     lines = file.read_text().splitlines()
     assert len(lines) == len(journal)
     assert all(TIMESTAMP.match(line) for line in lines)
-    assert "INFO daemon.lifecycle: shopbell stopped in" in lines[-1]
+    assert "INFO daemon.app.lifecycle: shopbell stopped in" in lines[-1]
 
 
 def test_a_log_file_that_cannot_be_written_stops_the_start_with_a_reason(

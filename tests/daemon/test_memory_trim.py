@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from daemon.lean import _rss_kib, release_free_memory
+from daemon.runtime.lean import _rss_kib, release_free_memory
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 

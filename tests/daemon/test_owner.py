@@ -18,11 +18,12 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from daemon.clock import ManualClock, utc_iso
+from daemon.app.lifecycle import Daemon
+from daemon.app.services import build_owner_alerts
 from daemon.config import LoadedConfig, Settings
-from daemon.lifecycle import Daemon
-from daemon.maintenance import ProviderWatch, build_owner_alerts
-from daemon.outbox.service import Outbox
+from daemon.runtime.clock import ManualClock, utc_iso
+from daemon.services.care.provider_watch import ProviderWatch
+from daemon.services.outbox.service import Outbox
 from providers.base import ProviderHealth
 from storage.database import Database
 from tests.daemon.conftest import free_port
@@ -108,9 +109,11 @@ async def test_an_alert_reaches_phone_and_mail_once_per_key_across_a_restart(
     first = Daemon(LoadedConfig(settings, None, ()), clock=clock)
     try:
         await first._start()
-        assert first.owner is not None
-        assert await first.owner.alert("disk-low", "shopbell: the disk is filling") is True
-        assert await first.owner.alert("disk-low", "shopbell: the disk is filling") is False
+        assert first.services is not None
+        assert await first.services.owner.alert("disk-low", "shopbell: the disk is filling") is True
+        assert (
+            await first.services.owner.alert("disk-low", "shopbell: the disk is filling") is False
+        )
         await wait_for(lambda: twilio.sent and mailbox.received, "the SMS and the e-mail")
     finally:
         await first._shutdown()
@@ -125,8 +128,8 @@ async def test_an_alert_reaches_phone_and_mail_once_per_key_across_a_restart(
     second = Daemon(LoadedConfig(settings, None, ()), clock=clock)
     try:
         await second._start()
-        owner = second.owner
-        assert owner is not None
+        assert second.services is not None
+        owner = second.services.owner
         assert await owner.alert("disk-low", "shopbell: the disk is filling") is False
         assert await owner.alert("backup-failing", "shopbell: backups failing") is True
         await wait_for(lambda: len(twilio.sent) == 2 and len(mailbox.received) == 2, "alert 2")
@@ -331,18 +334,19 @@ async def test_the_daemon_tells_the_owner_when_twilio_stays_down(
     daemon = Daemon(LoadedConfig(settings, None, ()), clock=clock)
     try:
         await daemon._start()
-        assert daemon.owner is not None and daemon.owner.phone == OWNER_PHONE
+        assert daemon.services is not None and daemon.services.owner.phone == OWNER_PHONE
+        assert daemon.scheduler is not None
         assert {"backup", "retention", "disk-check"} <= set(daemon.scheduler.job_ids)
-        await daemon._check_providers()
+        assert await daemon.scheduler.run_job("provider-health") == "ok"
         clock.advance(16 * 60)
-        await daemon._check_providers()
+        assert await daemon.scheduler.run_job("provider-health") == "ok"
         await wait_for(lambda: mailbox.received, "the owner's e-mail")
         [mail] = mailbox.received
         assert mail["Subject"] == "shopbell: twilio is down"
         assert "twilio has been down for 16 min: the Twilio account is suspended" in (
             mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
         )
-        [alert] = await daemon.owner.open_alerts()
+        [alert] = await daemon.services.owner.open_alerts()
         assert alert.key == "provider-down:twilio"
     finally:
         await daemon._shutdown()
@@ -356,7 +360,7 @@ async def test_open_alerts_show_in_the_health_until_cleared(
     daemon = Daemon(LoadedConfig(settings, None, ()), clock=clock)
     try:
         await daemon._start()
-        assert daemon.owner is not None
+        assert daemon.services is not None
         token = {"Authorization": f"Bearer {daemon.api_token}"}
         async with httpx.AsyncClient(base_url=daemon.api_url, headers=token) as api:
 
@@ -369,13 +373,13 @@ async def test_open_alerts_show_in_the_health_until_cleared(
             assert owner["state"] == "ok" and owner["open_alerts"] == []
             assert owner["reachable"] is True
 
-            await daemon.owner.alert(
+            await daemon.services.owner.alert(
                 "tgtg-blocked:7",
                 "shopbell: TGTG blocked the watcher (account 7, ana@example.com).",
                 subject="shopbell: TGTG blocked the watcher",
             )
             clock.advance(60)
-            await daemon.owner.alert("disk-low", "shopbell: the disk is filling")
+            await daemon.services.owner.alert("disk-low", "shopbell: the disk is filling")
             status, owner = await owner_health()
             assert status == "degraded" and owner["state"] == "degraded"
             assert owner["detail"] == "2 open: tgtg-blocked:7, disk-low"
@@ -391,8 +395,8 @@ async def test_open_alerts_show_in_the_health_until_cleared(
             # Health is public: an alert's text (it may name a customer) is not in it.
             assert "ana@example.com" not in json.dumps(owner)
 
-            await daemon.owner.clear("tgtg-blocked:7", "TGTG watching works again")
-            await daemon.owner.clear("disk-low")
+            await daemon.services.owner.clear("tgtg-blocked:7", "TGTG watching works again")
+            await daemon.services.owner.clear("disk-low")
             status, owner = await owner_health()
             assert owner["state"] == "ok" and owner["open_alerts"] == []
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.paths import PathError, ensure_api_token, ensure_private_dir, write_private_file
+from daemon.runtime.paths import PathError, ensure_api_token, ensure_private_dir, write_private_file
 
 
 def test_private_dir_and_files_modes(tmp_path: Path) -> None:

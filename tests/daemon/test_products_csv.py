@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from daemon.backoffice import catalog_csv
-from daemon.cli import cli
+from daemon.admin.cli import cli
 from daemon.config import load_config
+from daemon.services.backoffice import catalog_csv
 from storage.connection import open_for_writing
 
 HEADER = "sku,name,brand,category,price,stock,active\n"

@@ -14,14 +14,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.clock import SystemClock
-from daemon.outbox.breaker import CircuitBreaker
-from daemon.outbox.dispatcher import Dispatcher
-from daemon.outbox.limits import TokenBucket
-from daemon.outbox.policy import RetryPolicy
-from daemon.outbox.router import Router, Slot
-from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
-from daemon.push import (
+from daemon.runtime.clock import SystemClock
+from daemon.services.opt_outs import OptOuts
+from daemon.services.outbox.breaker import CircuitBreaker
+from daemon.services.outbox.dispatcher import Dispatcher
+from daemon.services.outbox.health import push_health
+from daemon.services.outbox.limits import TokenBucket
+from daemon.services.outbox.policy import RetryPolicy
+from daemon.services.outbox.router import Router, Slot
+from daemon.services.outbox.service import EnqueueError, EnqueueRequest, Outbox
+from daemon.services.push import (
     MAX_PAYLOAD_BYTES,
     MAX_TOKEN_LENGTH,
     MAX_TOKENS,
@@ -29,7 +31,6 @@ from daemon.push import (
     check_content,
     check_tokens,
     check_topic,
-    push_health,
 )
 from providers.fcm import FcmProvider
 from providers.fcm.provider import TOPIC_PREFIX as PROVIDER_TOPIC_PREFIX
@@ -58,6 +59,7 @@ class Rig:
     provider: FcmProvider
     breaker: CircuitBreaker
     router: Router
+    opt_outs: OptOuts
 
     async def settle(self, messages: list[Message], timeout: float = 30.0) -> list[Message]:  # noqa: ASYNC109
         ids = [m.id for m in messages]
@@ -97,13 +99,7 @@ async def make_rig(
             provider=provider, bucket=TokenBucket(5000, clock), concurrency=threads, breaker=breaker
         )
         router = Router({"push": [slot]})
-        push_box: list[PushService] = []
-
-        async def on_opt_out(channel: str, recipient: str, reason: str) -> None:
-            # What the daemon's lifecycle does: a dead push token, not an SMS opt-out.
-            assert channel == "push"
-            await push_box[0].token_dead(recipient, reason)
-
+        opt_outs = OptOuts(db, clock)
         dispatcher = Dispatcher(
             db,
             router,
@@ -111,12 +107,11 @@ async def make_rig(
             RetryPolicy(attempts_per_provider=3, base_seconds=0.05, max_seconds=2.0),
             lease_seconds=30.0,
             batch_size=64,
-            on_opt_out=on_opt_out,
+            on_opt_out=opt_outs.record,
         )
         push = PushService(db, clock, wake=dispatcher.wake)
-        push_box.append(push)
         outbox = Outbox(db, clock, wake=dispatcher.wake)
-        rig = Rig(db, push, outbox, dispatcher, provider, breaker, router)
+        rig = Rig(db, push, outbox, dispatcher, provider, breaker, router, opt_outs)
         made.append(rig)
         if start:
             await dispatcher.start()
@@ -216,7 +211,7 @@ async def test_a_dead_token_cancels_the_pushes_still_queued_to_it(
     rig = await make_rig(start=False)
     one = await rig.push.send_to_tokens(["doomed", "fine"], None, "One")
     two = await rig.push.send_to_tokens(["doomed"], None, "Two")
-    await rig.push.token_dead("doomed", "fcm: FCM answered HTTP 404 UNREGISTERED")
+    await rig.opt_outs.record("push", "doomed", "fcm: FCM answered HTTP 404 UNREGISTERED")
     rows = await rig.db.execute(
         lambda c: [get_message(c, m.id) for m in (*one.messages, *two.messages)]
     )
@@ -264,7 +259,7 @@ async def test_a_subscribers_devices_get_their_alert(
     await rig.push.register("phone-a", subscriber_id=with_push, platform="android")
     await rig.push.register("tablet-b", subscriber_id=with_push, platform="ios")
     await rig.push.register("old-c", subscriber_id=with_push)
-    await rig.push.token_dead("old-c", "fcm: UNREGISTERED")
+    await rig.opt_outs.record("push", "old-c", "fcm: UNREGISTERED")
     await rig.push.register("sms-only-phone", subscriber_id=sms_only)
     await rig.push.register("opted-out-phone", subscriber_id=opted_out)
 

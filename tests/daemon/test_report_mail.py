@@ -21,17 +21,19 @@ from aiosmtpd.controller import Controller
 from apscheduler.triggers.cron import CronTrigger
 from click.testing import CliRunner
 
-from daemon.backoffice import report_mail
-from daemon.backoffice.service import build_backoffice
-from daemon.cli import cli
-from daemon.clock import ManualClock, SystemClock, utc_iso
-from daemon.config import LoadedConfig, Settings, load_config
-from daemon.lifecycle import Daemon
-from daemon.outbox.dispatcher import Dispatcher
-from daemon.outbox.policy import RetryPolicy
-from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
-from daemon.outbox.wiring import build_router
-from daemon.scheduler import Scheduler
+from daemon.admin.cli import cli
+from daemon.app.jobs import scheduled_jobs
+from daemon.app.services import build_services
+from daemon.app.wiring import build_router
+from daemon.config import Settings, load_config
+from daemon.runtime.clock import ManualClock, SystemClock, utc_iso
+from daemon.runtime.http_client import SharedHttp
+from daemon.runtime.scheduler import Scheduler
+from daemon.services.backoffice import report_mail
+from daemon.services.backoffice.service import build_backoffice
+from daemon.services.outbox.dispatcher import Dispatcher
+from daemon.services.outbox.policy import RetryPolicy
+from daemon.services.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from providers.console.provider import ConsoleProvider
 from providers.smtp.provider import SmtpProvider, split_body
 from storage import orders, products
@@ -333,8 +335,8 @@ async def test_the_scheduled_jobs_store_and_queue_the_report(db: Database, tmp_p
     await seed(db)
     settings = settings_for(tmp_path, None, daily_at="07:00", weekly_on="mon")
     clock = ManualClock(MORNING)
-    daemon = Daemon(LoadedConfig(settings, None, ()), clock=clock)
-    jobs = {spec.id: spec for spec in daemon._jobs()}
+    services = build_services(settings, db, SharedHttp(), clock)
+    jobs = {spec.id: spec for spec in scheduled_jobs(settings, services)}
     daily, weekly = jobs["report-daily"].trigger, jobs["report-weekly"].trigger
     assert isinstance(daily, CronTrigger) and isinstance(weekly, CronTrigger)
     # 07:00 in Kolkata is 01:30 UTC; the weekly one comes on Monday the 19th.
@@ -342,8 +344,6 @@ async def test_the_scheduled_jobs_store_and_queue_the_report(db: Database, tmp_p
     assert daily.get_next_fire_time(None, after) == datetime(2026, 1, 15, 1, 30, tzinfo=UTC)
     assert weekly.get_next_fire_time(None, after) == datetime(2026, 1, 19, 1, 30, tzinfo=UTC)
 
-    daemon.backoffice = build_backoffice(settings, db, clock, key=b"k" * 32)
-    daemon.outbox = Outbox(db, clock)
     scheduler = Scheduler(db, clock)
     scheduler.add(jobs["report-daily"])
     assert await scheduler.run_job("report-daily") == "ok"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from daemon.backoffice.sales_report import period
-from daemon.cli import cli
-from daemon.clock import utc_iso
+from daemon.admin.cli import cli
 from daemon.config import load_config
+from daemon.runtime.clock import utc_iso
+from daemon.services.backoffice.sales_report import period
 from storage import orders, products
 from storage.connection import open_for_writing
 from storage.migrations import apply

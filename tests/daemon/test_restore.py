@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from daemon.cli import cli
-from daemon.lock import InstanceLock
+from daemon.admin.cli import cli
+from daemon.runtime.lock import InstanceLock
 from storage.admin import backup_file, check_file, migrate_file
 from tests.daemon.conftest import DaemonProcess, free_port
 

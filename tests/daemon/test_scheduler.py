@@ -6,8 +6,8 @@ import asyncio
 
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.clock import SystemClock
-from daemon.scheduler import JobSpec, Scheduler
+from daemon.runtime.clock import SystemClock
+from daemon.runtime.scheduler import JobSpec, Scheduler
 from storage.database import Database
 
 

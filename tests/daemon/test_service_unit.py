@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from daemon.cli import cli
-from daemon.service_unit import UnitSpec, reference_unit, render_unit
+from daemon.admin.cli import cli
+from daemon.admin.service_unit import UnitSpec, reference_unit, render_unit
 from tests.daemon.conftest import REPO, DaemonProcess, free_port
 
 UNIT = REPO / "deploy" / "shopbell.service"
@@ -82,7 +82,8 @@ def shopbell(*args: str) -> Result:
 def test_the_shipped_unit_is_what_install_writes_and_has_what_systemd_needs() -> None:
     text = UNIT.read_text(encoding="utf-8")
     assert text == reference_unit(), (
-        "deploy/shopbell.service is stale: python -m daemon.service_unit > deploy/shopbell.service"
+        "deploy/shopbell.service is stale: "
+        "python -m daemon.admin.service_unit > deploy/shopbell.service"
     )
     unit = parse_unit(text)
     service = unit["Service"]

@@ -9,10 +9,10 @@ import pytest
 
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
-from daemon.clock import ManualClock
-from daemon.outbox.service import Outbox
-from daemon.owner import OwnerAlerts
-from daemon.tgtg.watcher import Watcher, WatcherSettings
+from daemon.runtime.clock import ManualClock
+from daemon.services.outbox.service import Outbox
+from daemon.services.owner import OwnerAlerts
+from daemon.services.tgtg.watcher import Watcher, WatcherSettings
 from providers.tgtg.client import TgtgClient
 from storage.database import Database
 from tests.daemon.api.support import TOKEN, bearer, client_for

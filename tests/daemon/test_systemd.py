@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.systemd import Notifier, socket_address, watchdog_interval
+from daemon.runtime.systemd import Notifier, socket_address, watchdog_interval
 from tests.daemon.conftest import DaemonProcess, free_port
 
 Spawn = Callable[..., DaemonProcess]
@@ -137,7 +137,7 @@ def test_without_systemd_nothing_is_sent_and_nothing_fails(
     daemon, _ = _daemon(spawn, write_config, env)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
-    assert "daemon.systemd" not in daemon.output
+    assert "daemon.runtime.systemd" not in daemon.output
 
 
 async def test_a_hung_loop_stops_the_pings(notify_path: tuple[str, NotifySocket]) -> None:

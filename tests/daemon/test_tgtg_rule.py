@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.tgtg.rule import alert_text, edge_key, is_price_drop, is_rising_edge
+from daemon.services.tgtg.rule import alert_text, edge_key, is_price_drop, is_rising_edge
 from providers.sms_text import analyze
 from providers.tgtg.client import Observation
 

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.clock import ManualClock
-from daemon.outbox.service import Outbox
-from daemon.owner import OwnerAlerts
-from daemon.push import PushService
-from daemon.tgtg import watcher as watcher_module
-from daemon.tgtg.watcher import Watcher, WatcherSettings
+from daemon.runtime.clock import ManualClock
+from daemon.services.outbox.service import Outbox
+from daemon.services.owner import OwnerAlerts
+from daemon.services.push import PushService
+from daemon.services.tgtg import watcher as watcher_module
+from daemon.services.tgtg.watcher import Watcher, WatcherSettings
 from providers.tgtg.client import TgtgClient
 from storage import subscribers
 from storage import tgtg as tgtg_rows

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from daemon.inbound import match_keyword, normalise_sender
+from daemon.services.inbound import match_keyword, normalise_sender
 from providers.modem import pdu
 from providers.twilio.webhook import (
     InboundSms,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from daemon import maintenance
-from daemon.clock import ManualClock, utc_iso
-from daemon.maintenance import Retention
+from daemon.runtime.clock import ManualClock, utc_iso
+from daemon.services.care import retention as care_retention
+from daemon.services.care.retention import Retention
 from storage import retention
 from storage.database import Database
 from tests.storage import factories as f
@@ -77,8 +77,8 @@ async def test_old_final_rows_go_and_everything_else_stays(
     keep = _seed(sync_db)
     sync_db.conn.commit()
     # Small batches, so the job must loop: 5 old final messages in batches of 2.
-    monkeypatch.setattr(maintenance, "MESSAGE_BATCH", 2)
-    monkeypatch.setattr(maintenance, "ROW_BATCH", 1)
+    monkeypatch.setattr(care_retention, "MESSAGE_BATCH", 2)
+    monkeypatch.setattr(care_retention, "ROW_BATCH", 1)
 
     detail = await Retention(database, ManualClock(NOW), days=180).run()
 

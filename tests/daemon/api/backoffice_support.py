@@ -7,10 +7,10 @@ from typing import Any
 import httpx
 from argon2 import PasswordHasher
 
-from daemon.backoffice.roles import API_TOKEN_ACTOR
-from daemon.backoffice.service import BackOffice, build_backoffice
-from daemon.clock import ManualClock
 from daemon.config import Settings
+from daemon.runtime.clock import ManualClock
+from daemon.services.backoffice.roles import API_TOKEN_ACTOR
+from daemon.services.backoffice.service import BackOffice, build_backoffice
 from storage.database import Database
 from storage.models import Account
 

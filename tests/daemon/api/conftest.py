@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
-from daemon.clock import ManualClock
+from daemon.runtime.clock import ManualClock
 from storage.database import Database
 from tests.daemon.api.support import TOKEN, VERSION, Probe, add_test_routes, client_for
 

@@ -19,8 +19,8 @@ from starlette.routing import Mount
 from daemon.api import access
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
-from daemon.clock import ManualClock
 from daemon.config import LimitsSettings, Settings
+from daemon.runtime.clock import ManualClock
 from storage.database import Database
 from tests.daemon.api.support import bearer
 
@@ -31,7 +31,7 @@ _HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "tr
 
 def full_app(make_ctx: Callable[..., ApiContext], db: Database, clock: ManualClock) -> FastAPI:
     """The app as the daemon builds it with every optional route on (metrics too)."""
-    from daemon.metrics import Metrics
+    from daemon.services.metrics import Metrics
 
     settings = Settings.model_validate({"metrics": {"enabled": True}})
     return create_app(make_ctx(settings=settings, metrics=Metrics(db, clock)))

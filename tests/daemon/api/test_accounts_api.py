@@ -15,10 +15,10 @@ import jwt
 import pytest
 
 from daemon.api.context import ApiContext
-from daemon.backoffice.accounts import FREE_FAILURES
-from daemon.backoffice.passwords import HashPool
-from daemon.backoffice.service import BackOffice
-from daemon.clock import ManualClock
+from daemon.runtime.clock import ManualClock
+from daemon.services.backoffice.accounts import FREE_FAILURES
+from daemon.services.backoffice.passwords import HashPool
+from daemon.services.backoffice.service import BackOffice
 from storage.database import Database
 from tests.daemon.api.backoffice_support import (
     KEY,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from daemon.api import health
 from daemon.api.context import ApiContext
-from daemon.clock import ManualClock, utc_iso
+from daemon.runtime.clock import ManualClock, utc_iso
 from storage.database import Database
 from tests.daemon.api.support import VERSION, bearer, client_for
 

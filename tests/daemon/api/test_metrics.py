@@ -12,11 +12,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from daemon.clock import ManualClock
 from daemon.config import MetricsSettings, Settings
-from daemon.metrics import Metrics
-from daemon.outbox.service import Outbox
-from daemon.tgtg.watcher import Watcher, WatcherSettings
+from daemon.runtime.clock import ManualClock
+from daemon.services.metrics import Metrics
+from daemon.services.outbox.service import Outbox
+from daemon.services.tgtg.watcher import Watcher, WatcherSettings
 from providers.tgtg.client import TgtgClient
 from storage import subscribers
 from storage import tgtg as tgtg_rows
@@ -106,9 +106,9 @@ def test_metrics_are_off_by_default_and_prometheus_is_never_imported(
         )
     stop(daemon)
     modules = imported(daemon)
-    assert "daemon.lifecycle" in modules  # the import log is there...
+    assert "daemon.app.lifecycle" in modules  # the import log is there...
     assert not {m for m in modules if m.startswith("prometheus_client")}  # ...without Prometheus
-    assert "daemon.metrics" not in modules
+    assert "daemon.services.metrics" not in modules
 
 
 def test_metrics_count_console_sends_and_need_the_token(

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from daemon.clock import ManualClock
-from daemon.push import MAX_TOKEN_LENGTH, MAX_TOKENS, PushService
+from daemon.runtime.clock import ManualClock
+from daemon.services.push import MAX_TOKEN_LENGTH, MAX_TOKENS, PushService
 from storage.database import Database
 from storage.push import invalidate_token
 from tests.daemon.api.support import bearer, client_for

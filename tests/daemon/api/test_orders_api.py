@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from daemon.api.context import ApiContext
-from daemon.backoffice.service import BackOffice
-from daemon.clock import ManualClock
+from daemon.runtime.clock import ManualClock
+from daemon.services.backoffice.service import BackOffice
 from storage.database import Database
 from tests.daemon.api.backoffice_support import auth, login, make_account, make_office
 from tests.daemon.api.support import bearer

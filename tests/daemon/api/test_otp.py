@@ -10,9 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from daemon.clock import ManualClock
-from daemon.otp.service import OtpService
-from daemon.outbox.service import Outbox
+from daemon.runtime.clock import ManualClock
+from daemon.services.otp.service import OtpService
+from daemon.services.outbox.service import Outbox
 from storage.database import Database
 from tests.daemon.api.support import bearer, client_for
 from tests.daemon.otp.support import ARABIC_INDIC, FULL_WIDTH, KEY, PHONE, code_in_message

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from daemon.clock import ManualClock
 from daemon.config import LimitsSettings, Settings
-from daemon.otp.countries import allowed_calling_codes
-from daemon.otp.service import OtpService
-from daemon.outbox.service import Outbox
+from daemon.runtime.clock import ManualClock
+from daemon.services.otp.countries import allowed_calling_codes
+from daemon.services.otp.service import OtpService
+from daemon.services.outbox.service import Outbox
 from storage.database import Database
 from tests.daemon.api.support import bearer
 from tests.daemon.otp.support import KEY

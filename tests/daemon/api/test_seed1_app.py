@@ -24,8 +24,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from daemon.clock import ManualClock
-from daemon.outbox.service import Outbox
+from daemon.runtime.clock import ManualClock
+from daemon.services.outbox.service import Outbox
 from storage.database import Database
 from tests.daemon.conftest import DaemonProcess, free_port
 

@@ -22,12 +22,12 @@ from fastapi import FastAPI
 
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
-from daemon.clock import ManualClock
 from daemon.config import ApiSettings, Settings, SmsSettings
-from daemon.otp.service import OtpService
-from daemon.outbox.service import Outbox
-from daemon.owner import OwnerAlerts
-from daemon.tgtg.watcher import Watcher, WatcherSettings
+from daemon.runtime.clock import ManualClock
+from daemon.services.otp.service import OtpService
+from daemon.services.outbox.service import Outbox
+from daemon.services.owner import OwnerAlerts
+from daemon.services.tgtg.watcher import Watcher, WatcherSettings
 from providers.tgtg.client import TgtgClient
 from storage.database import Database
 from tests.daemon.api.support import TOKEN, client_for

@@ -11,9 +11,9 @@ import pytest
 
 from daemon.api.app import create_app
 from daemon.api.context import ApiContext
-from daemon.clock import ManualClock
 from daemon.config import Settings
-from daemon.outbox.service import EnqueueRequest, Outbox
+from daemon.runtime.clock import ManualClock
+from daemon.services.outbox.service import EnqueueRequest, Outbox
 from storage.database import Database
 from tests.daemon.api.support import bearer, client_for
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from daemon.api.context import ApiContext
-from daemon.backoffice.service import BackOffice
-from daemon.clock import ManualClock
 from daemon.config import Settings
-from daemon.outbox.service import Outbox
+from daemon.runtime.clock import ManualClock
+from daemon.services.backoffice.service import BackOffice
+from daemon.services.outbox.service import Outbox
 from storage.database import Database
 from tests.daemon.api.backoffice_support import make_office
 from tests.daemon.api.support import bearer

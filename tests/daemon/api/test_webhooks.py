@@ -512,7 +512,7 @@ async def test_duplicate_callback_adds_no_event(client: httpx.AsyncClient, db: D
 async def test_unknown_sid_is_answered_200(
     client: httpx.AsyncClient, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="daemon.receipts")
+    caplog.set_level("INFO", logger="daemon.services.receipts")
 
     assert_ok(await status(client, "delivered", sid="SMnobodyknows"))
 

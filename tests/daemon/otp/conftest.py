@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from daemon.clock import ManualClock
-from daemon.otp.policy import OtpPolicy
-from daemon.otp.service import OtpService
-from daemon.outbox.service import Outbox
+from daemon.runtime.clock import ManualClock
+from daemon.services.otp.policy import OtpPolicy
+from daemon.services.otp.service import OtpService
+from daemon.services.outbox.service import Outbox
 from storage.database import Database
 from tests.daemon.otp.support import KEY
 

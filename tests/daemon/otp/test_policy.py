@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.otp.policy import (
+from daemon.config import check_otp_text
+from daemon.services.otp.policy import (
     InvalidCode,
     OtpPolicy,
-    check_text,
     code_mac,
     code_matches,
 )
@@ -227,14 +227,14 @@ def test_policy_refuses_weak_settings() -> None:
 
 
 def test_check_text_wants_the_code_once_and_known_fields_only() -> None:
-    assert check_text("{code} is your code") == "{code} is your code"
+    assert check_otp_text("{code} is your code") == "{code} is your code"
     with pytest.raises(ValueError, match="exactly once"):
-        check_text("Your code")
+        check_otp_text("Your code")
     with pytest.raises(ValueError, match="exactly once"):
-        check_text("{code} {code}")
+        check_otp_text("{code} {code}")
     with pytest.raises(ValueError, match="unknown fields"):
-        check_text("{code} for {name}")
+        check_otp_text("{code} for {name}")
     with pytest.raises(ValueError, match="unknown fields"):
-        check_text("{code.__class__}")
+        check_otp_text("{code.__class__}")
     with pytest.raises(ValueError, match="not a text"):
-        check_text("{code")
+        check_otp_text("{code")

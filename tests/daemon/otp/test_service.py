@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.clock import ManualClock, utc_iso
-from daemon.otp.key import ensure_otp_key
-from daemon.otp.service import OtpError, OtpService, VerifyFailed
-from daemon.outbox.service import Outbox
-from daemon.paths import PathError
-from daemon.scheduler import JobSpec, Scheduler
+from daemon.runtime.clock import ManualClock, utc_iso
+from daemon.runtime.paths import PathError
+from daemon.runtime.scheduler import JobSpec, Scheduler
+from daemon.services.otp.key import ensure_otp_key
+from daemon.services.otp.service import OtpError, OtpService, VerifyFailed
+from daemon.services.outbox.service import Outbox
 from storage.database import Database
 from storage.messages import PRIORITY, get_events, get_message
 from storage.optouts import opt_out

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from daemon.clock import ManualClock, SystemClock
-from daemon.outbox.breaker import CircuitBreaker
-from daemon.outbox.limits import TokenBucket
+from daemon.runtime.clock import ManualClock, SystemClock
+from daemon.services.outbox.breaker import CircuitBreaker
+from daemon.services.outbox.limits import TokenBucket
 
 
 def test_breaker_opens_rests_probes_once_and_closes(caplog: pytest.LogCaptureFixture) -> None:

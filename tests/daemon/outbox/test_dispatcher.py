@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from daemon.clock import SystemClock, utc_iso
-from daemon.outbox.breaker import CircuitBreaker
-from daemon.outbox.dispatcher import Dispatcher
-from daemon.outbox.limits import TokenBucket
-from daemon.outbox.policy import RetryPolicy
-from daemon.outbox.router import Router, Slot
-from daemon.outbox.service import EnqueueError, EnqueueRequest, Outbox
+from daemon.runtime.clock import SystemClock, utc_iso
+from daemon.services.outbox.breaker import CircuitBreaker
+from daemon.services.outbox.dispatcher import Dispatcher
+from daemon.services.outbox.limits import TokenBucket
+from daemon.services.outbox.policy import RetryPolicy
+from daemon.services.outbox.router import Router, Slot
+from daemon.services.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from providers.base import Outgoing, Provider
 from providers.console.provider import ConsoleProvider
 from providers.fast2sms.provider import Fast2SmsProvider
@@ -395,7 +395,7 @@ async def test_a_crash_requeues_at_most_what_was_being_sent(
     await asyncio.sleep(0.4)  # what the dead dispatcher had sent reaches the fake
 
     fresh = make_rig(concurrency=3, others=True)
-    with caplog.at_level(logging.WARNING, logger="daemon.outbox.dispatcher"):
+    with caplog.at_level(logging.WARNING, logger="daemon.services.outbox.dispatcher"):
         recovered = await fresh.dispatcher.start()
     assert recovered == left_sending
     assert f"{recovered} messages were being sent" in caplog.text

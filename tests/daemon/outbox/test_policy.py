@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.outbox.policy import RetryPolicy
+from daemon.services.outbox.policy import RetryPolicy
 
 policies = st.builds(
     RetryPolicy,

@@ -73,12 +73,7 @@ FIRST_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 
 # (label, statement) in about the order the daemon meets them; each runs after the ones above.
-# The first applies daemon/runtime/lean.py, as `import daemon` does in the daemon.
 IMPORT_STEPS: list[tuple[str, str]] = [
-    (
-        "daemon.runtime.lean (keeps httpx's CLI, pydantic.v1 out)",
-        "import daemon.runtime.lean; daemon.runtime.lean.skip_unused_imports()",
-    ),
     (
         "stdlib: asyncio, ssl, email, sqlite3, ...",
         "import asyncio, ssl, email.message, json, "
@@ -87,7 +82,7 @@ IMPORT_STEPS: list[tuple[str, str]] = [
     ("pydantic", "import pydantic"),
     (
         "fastapi (+ starlette, opentelemetry-api)",
-        "import daemon.runtime.lean; daemon.runtime.lean.import_fastapi()",
+        "import fastapi",
     ),
     ("granian (the HTTP server)", "import granian.server.embed"),
     ("sqlite_utils (+ pluggy, dateutil)", "import sqlite_utils"),
@@ -121,17 +116,6 @@ IMPORT_STEPS: list[tuple[str, str]] = [
     ("argon2-cffi (first password)", "import argon2"),
     ("PyJWT + cryptography (first login)", "import jwt, jwt.algorithms"),
 ]
-# What daemon/runtime/lean.py keeps out: the same imports with those parts loaded as before (httpx
-# imports its CLI itself when rich and click are installed; FastAPI imports pydantic.v1 at
-# its first route), each in a fresh interpreter.
-WITH_LEAN = (
-    "import daemon.runtime.lean; daemon.runtime.lean.skip_unused_imports(); "
-    "import httpx, daemon.api.app"
-)
-WITHOUT_LEAN = "import httpx, httpx._main, pydantic.v1, daemon.api.app"
-# FastAPI imported before daemon.api (which imports it with its OpenAPI models unbuilt).
-WITHOUT_DEFER = "import fastapi, daemon.api.app"
-WITH_DEFER = "import daemon.api.app"
 
 _MEASURE = """
 import sys, json
@@ -167,16 +151,6 @@ def import_costs() -> list[tuple[str, float, float]]:
     for (label, _), before, after in zip(IMPORT_STEPS, kib[:-1], kib[1:], strict=True):
         rows.append((label, (after - before) / MIB, after / MIB))
     return rows
-
-
-def lean_saving() -> float:
-    """MiB that daemon/runtime/lean.py's skipped imports save on the daemon's own imports."""
-    return (_rss_steps([WITHOUT_LEAN])[-1] - _rss_steps([WITH_LEAN])[-1]) / MIB
-
-
-def defer_saving() -> float:
-    """MiB that importing FastAPI with its OpenAPI models unbuilt saves."""
-    return (_rss_steps([WITHOUT_DEFER])[-1] - _rss_steps([WITH_DEFER])[-1]) / MIB
 
 
 def compile_bytecode() -> None:
@@ -302,11 +276,6 @@ def main() -> None:
             print(f"  {label}")
             continue
         print(f"  {label:<48} {added:8.1f} {total:9.1f}")
-    print(
-        f"\ndaemon/lean.py keeps httpx's CLI (rich, pygments) and pydantic.v1 out: "
-        f"{lean_saving():.1f} MiB less"
-    )
-    print(f"FastAPI's OpenAPI models built on first use: {defer_saving():.1f} MiB less")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 # Written by hand: the `gsm0338` package on PyPI is a codec only (it neither counts nor splits),
-# and python-gsmmodem counts each code point as one UTF-16 unit, so emoji break it (gsm.md,
-# "Physical limits"). The tables are 3GPP TS 23.038 §6.2.1 (default alphabet) and §6.2.1.1
+# and python-gsmmodem counts each code point as one UTF-16 unit, so emoji break it (docs/gsm.md,
+# "Segment sizes"). The tables are 3GPP TS 23.038 §6.2.1 (default alphabet) and §6.2.1.1
 # (extension table); both are exported for the modem's PDU codec.
 
 Encoding = Literal["gsm7", "ucs2"]

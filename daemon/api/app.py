@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from daemon.api import accounts as accounts_api
 from daemon.api import docs, health, home, index, messages, notifications, otp, webhooks
@@ -67,12 +69,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     install_error_handlers(app)
     for module in _ROUTE_MODULES:
-        _serve(app, module.router)
+        _include(app, module.router)
     if ctx.metrics is not None:
         # Imported only here: with metrics off, prometheus_client is never loaded.
         from daemon.api import metrics as metrics_api
 
-        _serve(app, metrics_api.router)
+        _include(app, metrics_api.router)
     _install_openapi_security(app)
 
     # add_middleware puts each new one outside the previous: the last added runs first.
@@ -81,7 +83,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     # body limit, error catcher.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=ctx.max_body_bytes)
-    app.add_middleware(AccessMiddleware, router=app.router, door=_door(ctx))
+    app.add_middleware(
+        AccessMiddleware, routes=functools.partial(served_routes, app), door=_door(ctx)
+    )
     if ctx.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -95,16 +99,33 @@ def create_app(ctx: ApiContext) -> FastAPI:
     return app
 
 
-def _serve(app: FastAPI, router: APIRouter) -> None:
-    """Serve `router`'s routes from the app as they are, built once.
+def _include(app: FastAPI, router: APIRouter) -> None:
+    app.include_router(router)
+    app.state.included = [*getattr(app.state, "included", ()), router]
 
-    `app.include_router` (FastAPI 0.16x) keeps an included router as one entry and builds each
-    of its routes a second time (a handler and pydantic fields per inclusion) when a request
-    first walks past it: ~1.3 MiB, spent on the shop's first API calls, for routes their
-    module already built. Ours are included without prefix, tags or dependencies, so the
-    routes the modules built serve as they are; order is kept (the first match wins).
+
+def served_routes(app: FastAPI) -> list[BaseRoute]:
+    """Every route `app` serves, in the order it matches them (the first full match wins).
+
+    FastAPI (0.165) keeps an included router as one entry of `app.routes` that does not say
+    which of its routes matched; the access table needs the route itself. So each entry that
+    is not a route of its own stands for the next included router, and its routes take its
+    place. Remembered until the app's routes change (tests add some to a built app).
     """
-    app.router.routes.extend(router.routes)
+    entries = app.router.routes
+    cached = getattr(app.state, "served", None)
+    if cached is not None and cached[0] == len(entries):
+        return cached[1]
+    included = iter(getattr(app.state, "included", ()))
+    served: list[BaseRoute] = []
+    for entry in entries:
+        if isinstance(entry, (Route, Mount, WebSocketRoute)):
+            served.append(entry)
+        else:
+            router = next(included, None)
+            served.extend(router.routes if router is not None else [entry])
+    app.state.served = (len(entries), served)
+    return served
 
 
 def _door(ctx: ApiContext) -> Door:

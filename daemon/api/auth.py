@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Router
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daemon.api.access import Access, Rule, rule_for
@@ -70,9 +70,12 @@ class AccessMiddleware:
     route called without credentials.
     """
 
-    def __init__(self, app: ASGIApp, *, router: Router, door: Door) -> None:
+    def __init__(
+        self, app: ASGIApp, *, routes: Callable[[], Sequence[BaseRoute]], door: Door
+    ) -> None:
         self.app = app
-        self._router = router
+        # Every route in the order the app matches them (daemon/api/app.py served_routes).
+        self._routes = routes
         self._door = door
         self._token = door.token.encode("utf-8")
         self._routes_seen: dict[tuple[str, str, int], tuple[str | None, frozenset[str]]] = {}
@@ -144,7 +147,7 @@ class AccessMiddleware:
         Bounded: emptied when full, so a scanner's many paths cost only the walk. The
         number of routes is part of the key, as tests add routes to a built app.
         """
-        routes = self._router.routes
+        routes = self._routes()
         key = (scope["method"], scope["path"], len(routes))
         found = self._routes_seen.get(key)
         if found is None:

@@ -105,9 +105,10 @@ async def incoming_sms(request: Request, ctx: Ctx) -> Response:
         sms = InboundSms.from_form(pairs)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    # Twilio carries the reply in the TwiML below and confirms STOP/START itself (docs/twilio.md):
-    # the inbound entry writes the reply down before this answer leaves, so if that write fails
-    # Twilio gets a 500 and no reply goes out unrecorded.
+    # Twilio carries the reply in the TwiML below and confirms STOP/START itself (docs/twilio.md,
+    # "Incoming SMS webhook" and "Opt-out keywords"): the inbound entry writes the reply down
+    # before this answer leaves, so if that write fails Twilio gets a 500 and no reply goes out
+    # unrecorded.
     result = await inbound_service(ctx).receive(
         Received(
             source="twilio",

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from daemon.app.lifecycle import EXIT_BAD_CONFIG, EXIT_STARTUP_FAILED, Daemon
 from daemon.config import ConfigError, Overrides, load_config, secret_values
-from daemon.runtime.lean import one_malloc_arena
 from daemon.runtime.logs import log_file_path, setup_logging
 from daemon.runtime.paths import PathError
 
@@ -42,11 +41,10 @@ def run_daemon(
         return EXIT_STARTUP_FAILED
     daemon = Daemon(loaded=loaded, config_arg=config_arg, overrides=overrides, environ=environ)
     loop_factory = _loop_factory(settings.api.event_loop)
-    # Everything built so far lives as long as the process: freezing it keeps the collector's
-    # full passes (34 ms over ~100,000 startup objects) from stalling every request now and then.
+    # Everything built so far lives as long as the process: frozen, the collector's full
+    # passes no longer walk it and stall requests now and then (docs/benchmarks.md).
     gc.collect()
     gc.freeze()
-    one_malloc_arena()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(daemon.run())
 

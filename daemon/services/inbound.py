@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 KeywordKind = Literal["stop", "start", "help"]
 InboundKind = Literal["stop", "start", "help", "message", "duplicate"]
 
-# Twilio's default keywords for long codes (providers.md 1.6), REVOKE and OPTOUT from its newer
-# docs. Kept in step with Twilio's own handling so our local flag mirrors its blocklist.
+# Twilio's default keywords for long codes (docs/twilio.md, "Opt-out keywords"), REVOKE and
+# OPTOUT from its newer docs. Kept in step with Twilio's own handling so our local flag mirrors
+# its blocklist.
 OPT_OUT_KEYWORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 )

@@ -1,9 +1,10 @@
 """What the dispatcher learns a recipient will not take, recorded once.
 
 A provider can say a send failed because of the recipient, not the message: the person
-replied STOP to the shop's number (Twilio error 21610, docs/twilio.md), or a push token will
-never work again (FCM's UNREGISTERED, docs/fcm.md). An SMS recipient is opted out, so their
-queued messages are cancelled; a dead push token is marked, so only that device is dropped.
+replied STOP to the shop's number (Twilio error 21610, docs/twilio.md, "Error codes"), or a
+push token will never work again (FCM's UNREGISTERED, docs/fcm.md, "Dead tokens"). An SMS
+recipient is opted out, so their queued messages are cancelled; a dead push token is marked,
+so only that device is dropped.
 """
 
 from __future__ import annotations

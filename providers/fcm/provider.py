@@ -49,7 +49,7 @@ HEALTH_CACHE_SECONDS = 30.0
 # FCM counts as down: ProviderDown rests it (the breaker) and pushes wait in the outbox
 # rather than each using up its tries and failing. One answer from FCM resets the count.
 OUTAGE_AFTER = 3
-# The FCM errors that mean this token will never work again (providers.md 2.4).
+# The FCM errors that mean this token will never work again (docs/fcm.md, "Dead tokens").
 DEAD_TOKEN_TEXT = "not a valid fcm registration token"  # noqa: S105 -- FCM wording
 
 
@@ -196,7 +196,7 @@ class FcmProvider:
             ) from None
 
     def _map(self, exc: WireError, *, to_topic: bool) -> ProviderError:
-        """Our error class for a wire failure (providers.md 2.4)."""
+        """Our error class for a wire failure (docs/fcm.md, "Error codes")."""
         if isinstance(exc, ApiError):
             return self._map_api_error(exc, to_topic=to_topic)
         if isinstance(exc, AuthError):

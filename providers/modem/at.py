@@ -3,7 +3,7 @@
 A reader task splits what the modem sends into lines and decides for each one whether it
 belongs to the command that is waiting (response lines, the final result code, the `> `
 prompt of AT+CMGS) or is an unsolicited result code (URC), which goes to the `on_urc`
-callback. The rules are the cookbook's (gsm.md a.1-a.3): a line arriving while no command
+callback. The rules (docs/gsm.md, "Talking AT"): a line arriving while no command
 waits is a URC; so is a line with a known URC prefix while a command waits, unless it is the
 command's own answer (`+CREG:` answers AT+CREG?). `+CMT:` and `+CDS:` carry their PDU on the
 next line, which is taken with them.
@@ -35,8 +35,8 @@ CR = "\r"
 CTRL_Z = "\x1a"
 ESC = "\x1b"
 
-# Cookbook timeouts: 5 s for plain commands and for the `> ` prompt, 35 s (python-gsmmodem;
-# gammu waits 30) for the answer to the PDU of AT+CMGS.
+# Timeouts (docs/gsm.md, "Sending a segment"): 5 s for plain commands and for the `> `
+# prompt, 35 s (python-gsmmodem; gammu waits 30) for the answer to the PDU of AT+CMGS.
 COMMAND_TIMEOUT = 5.0
 SEND_TIMEOUT = 35.0
 # After ESC abandons a message the modem may still answer OK/ERROR for it; wait this long so
@@ -47,8 +47,8 @@ MAX_LINE = 2048
 READ_CHUNK = 1024
 
 # Final result codes that end a command successfully / with an error. Vendor words: Huawei
-# E1752 answers unknown commands with COMMAND NOT SUPPORT (gsm.md a.1 step 9); the V.250
-# call words end a command too and must not leave it waiting.
+# E1752 answers unknown commands with COMMAND NOT SUPPORT (docs/gsm.md, "Vendor quirks"); the
+# V.250 call words (§5.7.1) end a command too and must not leave it waiting.
 FINAL_OK = frozenset({"OK"})
 FINAL_ERROR = frozenset({"ERROR"})
 FINAL_VENDOR = frozenset(
@@ -136,8 +136,8 @@ class _Waiter:
     prefix: str | None
     prompt: asyncio.Future[None] | None = None
     lines: list[str] = field(default_factory=list)
-    # Wavecom answers AT+CPIN? with +CPIN: READY and no OK (gsm.md a.1 step 6): a line with
-    # this prefix ends the command when no final follows within `lenient_grace`.
+    # Wavecom answers AT+CPIN? with +CPIN: READY and no OK (docs/gsm.md, "Vendor quirks"): a
+    # line with this prefix ends the command when no final follows within `lenient_grace`.
     lenient_prefix: str | None = None
     lenient_grace: float = 0.0
     lenient_timer: asyncio.TimerHandle | None = None
@@ -301,7 +301,8 @@ class AtChannel:
     ) -> list[str]:
         """AT+CMGS=<n>, wait for `> `, write the PDU and Ctrl-Z, return the answer lines.
 
-        No other command runs in between (the lock is held throughout: gsm.md a.2 step 6).
+        No other command runs in between (the lock is held throughout: docs/gsm.md, "Sending a
+        segment").
         When the prompt does not come, ESC abandons the message and AtTimeout(written=False)
         says nothing was sent. A timeout after the PDU went out is AtTimeout(written=True).
         """

@@ -1,8 +1,8 @@
 """The modem driver: connect, initialise, keep it ready, and reconnect when the port comes back.
 
 `ModemDriver` owns one `AtChannel` at a time. A supervisor task opens the port, runs the
-cookbook's initialisation (gsm.md a.1), then watches the modem (signal, registration, a stuck
-modem) until the port goes away, and starts over with exponential backoff. What the modem
+initialisation (docs/gsm.md, "Initialisation"), then watches the modem (signal, registration,
+a stuck modem) until the port goes away, and starts over with exponential backoff. What the modem
 announces on its own (new messages, status reports) is put on `events` for the provider.
 
 States (`ModemState`), as `health()` shows them:
@@ -66,8 +66,9 @@ REGISTRATION_WORDS = {
     3: "registration denied",
     4: "unknown",
 }
-# New-message indications, best first (gsm.md a.1 step 13): store everything on the modem and
-# announce it (+CMTI, +CDSI); then inline reports (+CDS); then no reports at all.
+# New-message indications, best first (docs/gsm.md, "New-message indications"): store
+# everything on the modem and announce it (+CMTI, +CDSI); then inline reports (+CDS); then no
+# reports at all.
 CNMI_CHOICES = ("AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,0,0", "AT+CNMI=1,1,0,0,0")
 # Memories for received messages, best first (python-gsmmodem prefers ME, then SM).
 MEMORY_PREFERENCE = ("ME", "SM", "MT")
@@ -513,7 +514,7 @@ class ModemDriver:
                     logger.warning("modem on %s stopped answering; reopening the port", self.port)
                     return
 
-    # -- initialisation (gsm.md a.1) --------------------------------------------------------
+    # -- initialisation (docs/gsm.md, "Initialisation") ------------------------------------
 
     async def _initialise(self, channel: AtChannel, *, unlocked: bool = False) -> None:
         if not unlocked:

@@ -5,7 +5,7 @@ memory only after `on_inbound` returned for it; if it raises, the message stays 
 again at the next reconcile (`AT+CMGL`), at every (re)connect and every `poll_seconds`. The
 same message read twice has the same `key`, so the daemon records it once.
 
-Send errors (gsm.md a.5), as `_map_error` applies them:
+Send errors (docs/gsm.md, "Error codes"), as `_map_error` applies them:
 
     CMS 1, 21, 27, 28, 30 (number unassigned, rejected, unknown...)  RecipientError
     CMS 8, 10, 50 (barring, not subscribed)                          ProviderDown
@@ -71,7 +71,7 @@ from providers.modem.pdu import (
 
 logger = logging.getLogger(__name__)
 
-# What the modem's +CMS ERROR codes mean for the outbox (gsm.md a.5).
+# What the modem's +CMS ERROR codes mean for the outbox (docs/gsm.md, "Error codes").
 # The recipient cannot get SMS: unassigned number, transfer rejected, destination out of
 # service / unidentified / unknown subscriber.
 RECIPIENT_CMS = frozenset({1, 21, 27, 28, 30})
@@ -448,7 +448,7 @@ class ModemProvider:
         return parts
 
     async def _map_error(self, exc: ModemError, sent: int, total: int) -> ProviderError:
-        """Our error class for a failed segment (gsm.md a.5)."""
+        """Our error class for a failed segment (docs/gsm.md, "Error codes")."""
         progress = _progress(sent, total)
         if isinstance(exc, NotReady):
             if exc.state == ModemState.INITIALISING.value:

@@ -1,9 +1,10 @@
-"""A GSM modem on a pseudo-terminal: the AT subset of gsm.md's cookbook, vendor quirks and faults.
+"""A GSM modem on a pseudo-terminal: the AT subset in docs/gsm.md, vendor quirks and faults.
 
 The simulator owns the master side of a pty and answers what a driver writes to the slave
 side, on the asyncio loop it was started in (tests run it in the loop of the code under test;
 `shopbell modem simulate` runs it on its own). One task reads command lines and answers them
-in order, so a slow AT+CMGS keeps the modem busy exactly like a real one (gsm.md a.2 step 6);
+in order, so a slow AT+CMGS keeps the modem busy exactly like a real one (docs/gsm.md,
+"Sending a segment");
 URCs and status reports come from timers and may land between any two answers.
 
 What the SIM holds (stored messages, status reports, PIN tries) survives `unplug()`/`replug()`;
@@ -52,12 +53,12 @@ REGISTRATION_SECONDS = 0.2
 OPERATOR_NUMERIC = "26299"
 LAC = "00A1"
 CELL_ID = "0000B2C3"
-# TP-ST of the status reports (gsm.md a.4): delivered, or a permanent error
+# TP-ST of the status reports (TS 23.040 §9.2.3.15): delivered, or a permanent error
 # ("incompatible destination") when the simulator is told reports fail.
 REPORT_STATUS = {"delivered": 0x00, "failed": 0x41}
 
 SimState = Literal["READY", "SIM PIN", "SIM PUK", "NO SIM"]
-# +CME ERROR a SIM-touching command gets in each state (gsm.md a.5).
+# +CME ERROR a SIM-touching command gets in each state (TS 27.007 §9.2.1).
 SIM_STATE_ERROR = {"SIM PIN": 11, "SIM PUK": 12, "NO SIM": 10}
 # Commands that need an unlocked SIM; the rest (identity, radio, signal, settings) work
 # without one, as on most modems.
@@ -235,7 +236,8 @@ class ModemSimulator:
         self._sm = _Memory(storage_slots)
         self._sr = _Memory(storage_slots)
         self._bm = _Memory(0)
-        # Inbound PDUs the network holds back while the memory is full (gsm.md a.1 step 12).
+        # Inbound PDUs the network holds back while the memory is full (docs/gsm.md,
+        # "Message storage").
         self._held: list[str] = []
         self._next_mr = 0
         self._next_concat_ref = 1
@@ -466,7 +468,7 @@ class ModemSimulator:
         if mode == "direct" and self.connected:
             for pdu in pdus:
                 self._urc(f"+CMT: ,{_tpdu_length(pdu)}", pdu)
-            # With AT+CSMS=1 the driver must acknowledge with AT+CNMA (gsm.md a.1 step 13).
+            # With AT+CSMS=1 the driver must acknowledge with AT+CNMA (TS 27.005 §3.4.4).
             self._awaiting_cnma = self._csms == 1
             return []
         indices: list[int] = []
@@ -915,7 +917,7 @@ class ModemSimulator:
         if command.op == "?":
             if self._sim_state == "NO SIM":
                 return self._cme(10)
-            # Wavecom: no OK after +CPIN (gsm.md a.1 step 6).
+            # Wavecom: no OK after +CPIN (docs/gsm.md, "Vendor quirks").
             return _Reply((f"+CPIN: {self._sim_state}",), "OK" if self.profile.cpin_ok else None)
         if command.op != "=":
             return SYNTAX_ERROR
@@ -959,7 +961,8 @@ class ModemSimulator:
         was_on, self._radio_on = self._radio_on, level == 1
         if self._radio_on:
             if self.profile.busy_after_cfun:
-                # Wavecom: +CME ERROR: 515 "init in progress" for a while (a.1 step 7).
+                # Wavecom: +CME ERROR: 515 "init in progress" for a while (docs/gsm.md,
+                # "Vendor quirks").
                 self._busy_until = time.monotonic() + self.profile.busy_after_cfun
             if not was_on and self._sim_state == "READY":
                 self._start_registration()
@@ -1031,7 +1034,8 @@ class ModemSimulator:
     def _cmd_csca(self, command: _Command) -> _Outcome:
         if command.op == "?":
             if self._csca_busy:
-                # ZTE/M6280: SIM busy right after the SIM became ready (a.1 step 6).
+                # ZTE/M6280: SIM busy right after the SIM became ready (docs/gsm.md,
+                # "Vendor quirks").
                 self._csca_busy = False
                 return self._cme(14)
             kind = 145 if self.smsc.startswith("+") else 129
@@ -1048,7 +1052,7 @@ class ModemSimulator:
         if command.op == "?":
             return _Reply(("+CSMP: 17,167,0,0",))
         if command.op == "=" and self.profile.csmp_clears_smsc:
-            # ZTE/Qualcomm forget the SMSC here (a.1 step 11).
+            # ZTE/Qualcomm forget the SMSC here (docs/gsm.md, "Vendor quirks").
             self.smsc = ""
         return OK
 

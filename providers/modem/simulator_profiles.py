@@ -1,4 +1,7 @@
-"""The modem simulator's vendor profiles: identity strings and the quirks gsm.md names per stick."""
+"""The modem simulator's vendor profiles: identity strings and quirks per stick.
+
+The quirks are the ones docs/gsm.md lists under "Vendor quirks".
+"""
 
 from __future__ import annotations
 
@@ -22,23 +25,23 @@ class Profile:
     imsi: str = "262019876543210"
     # The final code for a command the modem does not know.
     unknown_reply: str = "ERROR"
-    # Wavecom ends +CPIN: READY with no OK (gsm.md a.1 step 6).
+    # Wavecom ends +CPIN: READY with no OK.
     cpin_ok: bool = True
-    # Wavecom answers +CME ERROR: 515 for this long after AT+CFUN=1 (a.1 step 7).
+    # Wavecom answers +CME ERROR: 515 for this long after AT+CFUN=1.
     busy_after_cfun: float = 0.0
     # False: the radio is off after power-up, so init must send AT+CFUN=1.
     radio_on_at_boot: bool = True
-    # "+CFUN: 1,0" on some modems (a.1 step 7); the cookbook names no vendor, we put it on Sierra.
+    # "+CFUN: 1,0" on some modems (no vendor on record); we put it on Sierra.
     cfun_suffix: str = ""
     # Qualcomm M6280 / ZTE refuse everything, even ATZ and a bare AT, until the PIN is in.
     pin_gates_everything: bool = False
-    # ZTE answers AT+CMGR with an empty <stat> (`+CMGR: ,,27`, a.3).
+    # ZTE answers AT+CMGR with an empty <stat> (`+CMGR: ,,27`).
     cmgr_empty_stat: bool = False
     # ZTE SIM-busy on the first AT+CSCA? once the SIM is ready (python-gsmmodem's M6280 fake).
     csca_busy_once: bool = False
-    # ZTE/Qualcomm forget the SMSC when AT+CSMP is written (a.1 step 11).
+    # ZTE/Qualcomm forget the SMSC when AT+CSMP is written.
     csmp_clears_smsc: bool = False
-    # Lines emitted between AT+CMGS=<n> and its `> ` prompt (ZTE +ZDONR/+ZPASR, a.1 step 9);
+    # Lines emitted between AT+CMGS=<n> and its `> ` prompt (ZTE +ZDONR/+ZPASR);
     # "{operator}" is replaced by the simulator's operator name.
     prompt_urcs: tuple[str, ...] = ()
     # URCs emitted every `urc_interval` seconds until AT^CURC=0 (Huawei ^RSSI/^MODE/^BOOT).
@@ -55,7 +58,7 @@ class Profile:
     # A 2G module (SIMCom SIM800) does not know AT+CEREG.
     has_cereg: bool = True
     # LTE-only module (Sierra MC7455): +CREG stays 0 (no circuit-switched domain), only
-    # +CEREG reports the registration (a.1 step 14).
+    # +CEREG reports the registration (TS 27.007 §10.1.22).
     lte_only: bool = False
 
 

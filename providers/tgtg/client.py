@@ -1,6 +1,6 @@
 """The TGTG consumer API on the daemon's shared httpx client: login, refresh, favourites.
 
-Shapes and paths follow `reference/tgtg.md` (ahivert/tgtg-python 0.19 and TGTG Scanner 1.24):
+Shapes and paths follow docs/tgtg.md (ahivert/tgtg-python 0.19 and TGTG Scanner 1.24):
 every call is a POST with a JSON body; paths are joined relative to a base URL ending in "/".
 """
 
@@ -261,7 +261,7 @@ class TgtgClient:
         access: str | None = None,
         cookie: str | None = None,
     ) -> httpx.Response:
-        # httpx is loaded with the shared client, on the first call (daemon/http_client.py).
+        # httpx is loaded with the shared client, on the first call (daemon/runtime/http_client.py).
         import httpx
 
         self.requests += 1

@@ -284,7 +284,7 @@ FAST2SMS_KEY = "f2s-key-9a8b7c6d5e4f3a2b1c"
 
 
 class _Wallet(BaseHTTPRequestHandler):
-    """Fast2SMS's wallet endpoint as the reference documents it: the key in the query."""
+    """Fast2SMS's wallet endpoint as its API documentation describes it: the key in the query."""
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)

@@ -18,7 +18,7 @@ from tests.daemon.conftest import REPO, free_port
 # Runs in the child: the daemon in the main thread (it owns the signals), the look from a
 # thread once the URL (argv[2]) answers.
 _CHILD = """
-import gc, json, os, signal, sys, threading, time, urllib.error, urllib.request
+import json, os, signal, sys, threading, time, urllib.error, urllib.request
 
 config, url = sys.argv[1], sys.argv[2]
 
@@ -32,16 +32,10 @@ def look():
             break  # answered (a 404 is an answer)
         except OSError:
             time.sleep(0.1)
-    import fastapi.openapi.models as openapi_models
     seen = {
         "httpx": "httpx" in sys.modules,
         "uvloop": "uvloop" in sys.modules,
         "platformdirs": "platformdirs" in sys.modules,
-        "openapi_models_built": openapi_models.OpenAPI.__pydantic_complete__,
-        # FastAPI 0.16x builds an included router's routes again, lazily, per inclusion.
-        "routes_built_again": sum(
-            type(o).__name__ == "_EffectiveRouteContext" for o in gc.get_objects()
-        ),
     }
     print("LOOKED " + json.dumps(seen), flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -70,14 +64,13 @@ def _run_and_look(
     return json.loads(line.removeprefix("LOOKED ")), output
 
 
-def test_a_console_only_daemon_loads_no_http_client_or_openapi_models(
+def test_a_console_only_daemon_loads_no_http_client(
     write_config: Callable[..., Path], daemon_env: dict[str, str]
 ) -> None:
     port = free_port()
     seen, output = _run_and_look(write_config(f"[api]\nport = {port}\n"), port, daemon_env)
     # No HTTP provider and no TGTG login: the shared client (httpx, TLS, CA bundle) is never
-    # built; the OpenAPI document's models are built when /api/openapi.json is first asked
-    # for, not at start. (uvloop is imported by granian, whose loop registry probes for it
+    # built. (uvloop is imported by granian, whose loop registry probes for it
     # when it is installed, so only the log says which loop runs: Python's own by default.)
     seen.pop("uvloop")
     assert "event loop: uvloop" not in output
@@ -85,8 +78,6 @@ def test_a_console_only_daemon_loads_no_http_client_or_openapi_models(
         "httpx": False,
         # Started with --config and a data folder, as the service is: no user folder to find.
         "platformdirs": False,
-        "openapi_models_built": False,
-        "routes_built_again": 0,
     }, output
     # Stopping still walks every stage, the unbuilt client's included.
     assert "stopped: http client" in output
@@ -100,26 +91,3 @@ def test_event_loop_uvloop_runs_the_daemon_on_uvloop(
     seen, output = _run_and_look(config, port, daemon_env)
     assert seen["uvloop"] is True
     assert "event loop: uvloop" in output
-
-
-def test_openapi_document_is_whole_when_its_models_were_deferred(
-    write_config: Callable[..., Path], daemon_env: dict[str, str]
-) -> None:
-    port = free_port()
-    config = write_config(f"[api]\nport = {port}\n")
-    seen, output = _run_and_look(config, port, daemon_env, path="/api/openapi.json")
-    # The first request for the document built them, on the daemon's own loop.
-    assert seen["openapi_models_built"] is True, output
-
-
-def test_the_first_requests_build_no_route_a_second_time(
-    write_config: Callable[..., Path], daemon_env: dict[str, str]
-) -> None:
-    port = free_port()
-    config = write_config(f"[api]\nport = {port}\n")
-    # A page that is not there (under the public catalogue's prefix, so no token is asked)
-    # walks every route before its 404: a router included the lazy way would build all of
-    # its routes' handlers again now (~1 MiB a shop pays on its first API calls). Each route
-    # is built once, when its module defines it.
-    seen, output = _run_and_look(config, port, daemon_env, path="/api/products/no/such/page")
-    assert seen["routes_built_again"] == 0, output

@@ -9,7 +9,7 @@ favourites with paging, the error bodies seen in the wild, and a control API.
         peer.set_count("774625", 3)          # or POST /control/items/774625 {"items_available": 3}
         peer.fail(429, times=1, retry_after="7")
 
-Shapes follow `reference/tgtg.md`. A stdlib ThreadingHTTPServer in its own thread, as the
+Shapes follow docs/tgtg.md. A stdlib ThreadingHTTPServer in its own thread, as the
 other peers.
 """
 

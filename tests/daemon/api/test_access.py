@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from daemon.api import access
-from daemon.api.app import create_app
+from daemon.api.app import create_app, served_routes
 from daemon.api.context import ApiContext
 from daemon.config import LimitsSettings, Settings
 from daemon.runtime.clock import ManualClock
@@ -39,7 +39,7 @@ def full_app(make_ctx: Callable[..., ApiContext], db: Database, clock: ManualClo
 
 def served(app: FastAPI) -> set[tuple[str, str]]:
     routes: set[tuple[str, str]] = set()
-    for route in app.routes:
+    for route in served_routes(app):
         if isinstance(route, Mount):
             routes.add(("GET", route.path))
             continue

@@ -370,7 +370,8 @@ async def test_esc_abandons_the_message(open_modem: OpenModem) -> None:
 async def test_a_driver_that_died_at_the_prompt_is_rescued_by_esc(
     open_modem: OpenModem,
 ) -> None:
-    # Gammu's reason for ESC+CR at connect (gsm.md a.1 step 2): the modem still waits for text.
+    # Gammu's reason for ESC+CR at connect (docs/gsm.md, "Opening the port"): the modem still
+    # waits for text.
     sim, port = await open_modem()
     await port.write(b"AT+CMGS=20\r")
     await port.read_until(b"> ")

@@ -13,6 +13,7 @@ from textual.screen import Screen
 
 from tui.client import ApiClient, ApiError, Unreachable
 from tui.modals.confirm import ConfirmModal
+from tui.records import Health, RecordError
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.inventory import InventoryScreen
 from tui.screens.messages import MessagesScreen
@@ -73,7 +74,7 @@ class ShopbellApp(App[None]):
         self.local = local
         self.start_daemon = start_daemon
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.health: dict[str, object] = {}
+        self.health: Health | None = None
         self._health_seconds = health_seconds
         self._offered_start = False
         self._token_ok = False
@@ -87,15 +88,20 @@ class ShopbellApp(App[None]):
 
     @work(exclusive=True, group="health", exit_on_error=False)
     async def check_connection(self) -> None:
-        """Ask /api/health; remember the answer; say plainly when the daemon is not there."""
+        """Ask for the health; remember the answer; say plainly when the daemon is not there."""
         try:
-            self.health = await self.api.get("/api/health")
+            self.health = await self.api.health()
             if not self._token_ok:
                 # Health is public; one small authenticated read proves the token once a visit.
-                await self.api.get("/api/v1/messages", limit=1)
+                await self.api.check_token()
                 self._token_ok = True
         except Unreachable as exc:
             self.note_unreachable(exc)
+            return
+        except RecordError as exc:
+            # The daemon is there but speaks another version of the API: say so, keep asking.
+            self.connected = False
+            self.problem = str(exc)
             return
         except ApiError as exc:
             # 503 still carries the health report: the daemon is there, a part of it is not.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.backoffice import money as daemon_money
+from daemon.services.backoffice import money as daemon_money
 from tui.format import money
 
 

@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,8 +15,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from tui.client import ApiError, Unreachable
+from tui.client import ApiClient, ApiError, Unreachable
 from tui.modals.confirm import ConfirmModal
+from tui.records import RecordError
 
 if TYPE_CHECKING:
     from tui.app import ShopbellApp
@@ -58,6 +59,18 @@ class SubscriberChoice:
     @property
     def label(self) -> str:
         return f"{self.name or 'subscriber ' + str(self.id)} ({self.phone})"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What the form will send: the text, a title for a push, and where it goes: a phone
+    number (`to`), device tokens or a topic."""
+
+    body: str
+    to: str = ""
+    tokens: tuple[str, ...] = ()
+    topic: str = ""
+    title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +137,7 @@ class ComposeModal(ModalScreen[ComposeOutcome | None]):
         self.initial_target: Target = target
 
     @property
-    def api(self) -> Any:
+    def api(self) -> ApiClient:
         app: ShopbellApp = self.app  # type: ignore[assignment]
         return app.api
 
@@ -207,28 +220,28 @@ class ComposeModal(ModalScreen[ComposeOutcome | None]):
             if not to:
                 self._error("to", "write a phone number, e.g. +15005550006")
                 return
-            self.send(target, {"to": to, "body": body})
+            self.send(target, Outgoing(body, to=to))
         elif target == "subscriber":
             picked = self.query_one("#subscriber", Select).value
             chosen = next((s for s in self.subscribers if s.id == picked), None)
             if chosen is None:
                 self._error("subscriber", "pick a subscriber")
                 return
-            self.send(target, {"to": chosen.phone, "body": body}, chosen.label)
+            self.send(target, Outgoing(body, to=chosen.phone), chosen.label)
         elif target == "tokens":
             tokens = [t for t in re.split(r"[,\s]+", self.query_one("#tokens", Input).value) if t]
             if not tokens:
                 self._error("tokens", "give at least one device token")
                 return
             title = self.query_one("#title", Input).value.strip() or None
-            self.send(target, {"tokens": tokens, "title": title, "body": body})
+            self.send(target, Outgoing(body, tokens=tuple(tokens), title=title))
         else:
             topic = self.query_one("#topic", Input).value.strip()
             if not topic:
                 self._error("topic", "name the topic, e.g. deals")
                 return
             title = self.query_one("#title", Input).value.strip() or None
-            payload = {"topic": topic, "title": title, "body": body}
+            payload = Outgoing(body, topic=topic, title=title)
             self.app.push_screen(
                 ConfirmModal(
                     f"Push this to every device subscribed to the topic '{topic}'?\n"
@@ -239,26 +252,25 @@ class ComposeModal(ModalScreen[ComposeOutcome | None]):
             )
 
     @work(exclusive=True, group="compose-send", exit_on_error=False)
-    async def send(self, target: Target, payload: dict[str, Any], who: str = "") -> None:
-        """Post it; a refusal stays in the form beside its field, with what was typed kept."""
+    async def send(self, target: Target, out: Outgoing, who: str = "") -> None:
+        """Send it; a refusal stays in the form beside its field, with what was typed kept."""
         button = self.query_one("#send", Button)
         button.disabled = True
         try:
             if target in ("number", "subscriber"):
-                answer = await self.api.post("/api/v1/messages", payload)
-                message = answer["message"]
-                to = who or message["recipient"]
-                note = f"SMS {message['id']} to {to} is {message['status']}"
-                self.dismiss(Sent(note, (int(message["id"]),)))
+                message = (await self.api.send_sms(out.to, out.body)).message
+                to = who or message.recipient
+                note = f"SMS {message.id} to {to} is {message.status}"
+                self.dismiss(Sent(note, (message.id,)))
             else:
-                answer = await self.api.post("/api/v1/notifications", payload)
-                ids = tuple(int(o["message_id"]) for o in answer.get("outcomes", []))
-                where = (
-                    f"topic {payload['topic']}"
-                    if target == "topic"
-                    else (f"{len(payload['tokens'])} device(s)")
-                )
-                note = f"push {answer['notification']['id']} to {where}: {len(ids)} message(s)"
+                if target == "topic":
+                    pushed = await self.api.push_to_topic(out.topic, out.body, title=out.title)
+                    where = f"topic {out.topic}"
+                else:
+                    pushed = await self.api.push_to_tokens(out.tokens, out.body, title=out.title)
+                    where = f"{len(out.tokens)} device(s)"
+                ids = tuple(outcome.message_id for outcome in pushed.outcomes)
+                note = f"push {pushed.notification.id} to {where}: {len(ids)} message(s)"
                 self.dismiss(Sent(note, ids))
         except ApiError as exc:
             fields = exc.fields
@@ -266,7 +278,7 @@ class ComposeModal(ModalScreen[ComposeOutcome | None]):
                 self._error("form", exc.message)
             for name, rule in fields.items():
                 self._error(name, rule)
-        except Unreachable as exc:
+        except (Unreachable, RecordError) as exc:
             self._error("form", str(exc))
         finally:
             button.disabled = False

@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from tui.client import ApiError, Unreachable
+from tui.records import RecordError
 
 T = TypeVar("T")
 
@@ -172,6 +173,9 @@ class FormModal(ModalScreen[T | None], Generic[T]):
             return
         except Unreachable as exc:
             self._show("form-error", f"{exc}; your values are kept: try again")
+            return
+        except RecordError as exc:
+            self._show("form-error", str(exc))
             return
         finally:
             button.disabled = False

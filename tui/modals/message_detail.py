@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,29 +14,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Static
 
 from tui.format import when
-from tui.widgets.message_table import LoggedMessage, status_text
+from tui.records import LoggedMessage, MessageEvent
+from tui.widgets.message_table import status_text
 
 DetailAction = Literal["retry", "cancel"]
 RETRYABLE = ("failed", "undelivered", "cancelled")
-
-
-@dataclass(frozen=True, slots=True)
-class MessageEventRow:
-    """One state change: when, to what, through which provider, and why."""
-
-    at: str
-    state: str
-    provider: str | None
-    detail: str | None
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> MessageEventRow:
-        return cls(
-            at=str(data["at"]),
-            state=str(data["state"]),
-            provider=data.get("provider"),
-            detail=data.get("detail"),
-        )
 
 
 class MessageDetailModal(ModalScreen[DetailAction | None]):
@@ -78,7 +59,7 @@ class MessageDetailModal(ModalScreen[DetailAction | None]):
     """
 
     def __init__(
-        self, message: LoggedMessage, events: Sequence[MessageEventRow], now: datetime
+        self, message: LoggedMessage, events: Sequence[MessageEvent], now: datetime
     ) -> None:
         super().__init__()
         self.message = message

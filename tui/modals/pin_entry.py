@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from tui.modals.form import FormField, FormModal
-from tui.widgets.subscriber_detail import TgtgLogin
+from tui.records import TgtgAccount
 
 
-class PinEntryModal(FormModal[TgtgLogin]):
+class PinEntryModal(FormModal[TgtgAccount]):
     """Dismisses with the login's new state once TGTG took the PIN."""
 
-    def __init__(self, email: str, submit: Callable[[str], Awaitable[TgtgLogin]]) -> None:
+    def __init__(self, email: str, submit: Callable[[str], Awaitable[TgtgAccount]]) -> None:
         super().__init__(
             "TGTG login",
             [FormField("pin", "PIN", placeholder="from the TGTG e-mail")],

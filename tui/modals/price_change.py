@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -12,14 +11,14 @@ from rich.text import Text
 
 from tui.format import money, when
 from tui.modals.form import FormField, FormModal
-from tui.widgets.product_table import ProductView
+from tui.records import PriceChange, Product
 
 # Past prices shown in the form; the oldest ones scroll away first.
 HISTORY_SHOWN = 8
 
 
 def history_table(
-    changes: list[dict[str, Any]], currency: str, now: datetime, *, label: bool = True
+    changes: Sequence[PriceChange], currency: str, now: datetime, *, label: bool = True
 ) -> RenderableType:
     """Newest first: when, old price → new price, in the currency's digits (its code left
     out with `label=False`)."""
@@ -30,26 +29,27 @@ def history_table(
     table.add_column(justify="right", no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column(justify="right", no_wrap=True)
-    recent = sorted(changes, key=lambda c: str(c.get("changed_at", "")), reverse=True)
+    recent = sorted(changes, key=lambda c: c.changed_at, reverse=True)
     for change in recent[:HISTORY_SHOWN]:
         table.add_row(
-            when(change.get("changed_at"), now),
-            money(change.get("old_price_minor"), currency, label=label),
+            when(change.changed_at, now),
+            money(change.old_price_minor, currency, label=label),
             "→",
-            money(change.get("new_price_minor"), currency, label=label),
+            money(change.new_price_minor, currency, label=label),
         )
     return table
 
 
-class PriceChangeModal(FormModal[ProductView]):
-    """Dismisses with the product at its new price, or None when cancelled."""
+class PriceChangeModal(FormModal[Product]):
+    """Dismisses with the product at its new price, or None when cancelled; `save` gets the
+    new price as typed."""
 
     def __init__(
         self,
-        product: ProductView,
-        changes: list[dict[str, Any]],
+        product: Product,
+        changes: Sequence[PriceChange],
         now: datetime,
-        save: Callable[[dict[str, Any]], Awaitable[ProductView]],
+        save: Callable[[str], Awaitable[Product]],
     ) -> None:
         note = Group(
             Text(f"Now {product.price} {product.currency}. Earlier prices:"),
@@ -58,7 +58,7 @@ class PriceChangeModal(FormModal[ProductView]):
         super().__init__(
             f"Price of {product.name}",
             [FormField("price", "New price", placeholder=product.price)],
-            lambda values: save({"price": values["price"]}),
+            lambda values: save(values["price"]),
             note=note,
             submit="Change",
         )

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from tui.modals.form import FormField, FormModal
-from tui.widgets.product_table import ProductView
+from tui.records import NewProduct, Product, ProductDetails
 
 
 def _count(text: str) -> int | str:
@@ -17,37 +16,43 @@ def _count(text: str) -> int | str:
         return text
 
 
-class ProductFormModal(FormModal[ProductView]):
+def _details_fields(p: Product | None) -> list[FormField]:
+    return [
+        FormField("name", "Name", p.name if p else ""),
+        FormField("sku", "SKU", p.sku if p else "", "empty: one is made up"),
+        FormField("brand", "Brand", (p.brand or "") if p else ""),
+        FormField("category", "Category", (p.category or "") if p else "", "accessories"),
+    ]
+
+
+def _details(values: dict[str, str]) -> ProductDetails:
+    return ProductDetails(
+        name=values["name"], sku=values["sku"], brand=values["brand"], category=values["category"]
+    )
+
+
+class ProductFormModal(FormModal[Product]):
     """Dismisses with the product as the daemon saved it, or None when cancelled. Editing leaves
-    price and stock to their own actions, which keep the price history and the stock count."""
+    price and stock to their own actions, which keep the price history and the stock count.
+    Made by `adding` or `editing`."""
 
-    def __init__(
-        self,
-        product: ProductView | None,
-        save: Callable[[dict[str, Any]], Awaitable[ProductView]],
-    ) -> None:
-        p = product
+    @classmethod
+    def adding(cls, save: Callable[[NewProduct], Awaitable[Product]]) -> ProductFormModal:
         fields = [
-            FormField("name", "Name", p.name if p else ""),
-            FormField("sku", "SKU", p.sku if p else "", "empty: one is made up"),
-            FormField("brand", "Brand", (p.brand or "") if p else ""),
-            FormField("category", "Category", (p.category or "") if p else "", "accessories"),
+            *_details_fields(None),
+            FormField("price", "Price", placeholder="12.50"),
+            FormField("stock", "Stock", "0"),
         ]
-        if p is None:
-            fields.append(FormField("price", "Price", placeholder="12.50"))
-            fields.append(FormField("stock", "Stock", "0"))
-        self.product = p
-        title = f"Edit {p.name}" if p else "Add a product"
-        super().__init__(title, fields, lambda values: save(self.body_of(values)))
 
-    def body_of(self, values: dict[str, str]) -> dict[str, Any]:
-        """The API's body; empty brand or category clears it, an empty SKU is left unset."""
-        body: dict[str, Any] = {"name": values["name"]}
-        if values["sku"]:
-            body["sku"] = values["sku"]
-        for name in ("brand", "category"):
-            body[name] = values[name] or None
-        if self.product is None:
-            body["price"] = values["price"]
-            body["stock"] = _count(values["stock"] or "0")
-        return body
+        def new(values: dict[str, str]) -> NewProduct:
+            stock = _count(values["stock"] or "0")
+            return NewProduct(_details(values), price=values["price"], stock=stock)
+
+        return cls("Add a product", fields, lambda values: save(new(values)))
+
+    @classmethod
+    def editing(
+        cls, product: Product, save: Callable[[ProductDetails], Awaitable[Product]]
+    ) -> ProductFormModal:
+        fields = _details_fields(product)
+        return cls(f"Edit {product.name}", fields, lambda values: save(_details(values)))

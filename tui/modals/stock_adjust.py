@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from tui.modals.form import FormField, FormModal
-from tui.widgets.product_table import ProductView
+from tui.records import Product
 
 
 def _delta(text: str) -> int | str:
@@ -17,16 +16,15 @@ def _delta(text: str) -> int | str:
         return text
 
 
-class StockAdjustModal(FormModal[ProductView]):
-    """Dismisses with the product and its new stock, or None when cancelled."""
+class StockAdjustModal(FormModal[Product]):
+    """Dismisses with the product and its new stock, or None when cancelled; `save` gets the
+    change (text that is not a whole number as typed, for the daemon to refuse)."""
 
-    def __init__(
-        self, product: ProductView, save: Callable[[dict[str, Any]], Awaitable[ProductView]]
-    ) -> None:
+    def __init__(self, product: Product, save: Callable[[int | str], Awaitable[Product]]) -> None:
         super().__init__(
             f"Stock of {product.name}",
             [FormField("delta", "Change", placeholder="+12 or -3")],
-            lambda values: save({"delta": _delta(values["delta"])}),
+            lambda values: save(_delta(values["delta"])),
             note=f"In stock now: {product.stock}. A positive count adds, a negative one removes.",
             submit="Adjust",
         )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from storage.models import Subscriber
 from tui.modals.form import FormField, FormModal
+from tui.records import Subscriber, SubscriberDetails
 
 
-def _items(text: str) -> list[str]:
-    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+def _items(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.replace(";", ",").split(",") if part.strip())
 
 
 class SubscriberFormModal(FormModal[Subscriber]):
@@ -19,7 +18,7 @@ class SubscriberFormModal(FormModal[Subscriber]):
     def __init__(
         self,
         subscriber: Subscriber | None,
-        save: Callable[[dict[str, Any]], Awaitable[Subscriber]],
+        save: Callable[[SubscriberDetails], Awaitable[Subscriber]],
         *,
         watch_items: bool = True,
     ) -> None:
@@ -34,17 +33,17 @@ class SubscriberFormModal(FormModal[Subscriber]):
         if watch_items:
             value = ", ".join(s.watch_items) if s else ""
             fields.append(FormField("watch_items", "Watch items", value, "empty: every favourite"))
-        self.editing = s is not None
         title = f"Edit {s.name or s.phone or f'subscriber {s.id}'}" if s else "Add a subscriber"
-        super().__init__(title, fields, lambda values: save(self.body_of(values)))
+        super().__init__(title, fields, lambda values: save(self.details_of(values)))
 
-    def body_of(self, values: dict[str, str]) -> dict[str, Any]:
-        """The API's body: empty text clears a field when editing and is left out when adding."""
-        body: dict[str, Any] = {}
-        for name in ("name", "phone", "email"):
-            if values[name] or self.editing:
-                body[name] = values[name] or None
-        body["channels"] = _items(values["channels"])
-        if "watch_items" in values:
-            body["watch_items"] = _items(values["watch_items"])
-        return body
+    @staticmethod
+    def details_of(values: dict[str, str]) -> SubscriberDetails:
+        """What was typed, as the record the client sends."""
+        watch = values.get("watch_items")
+        return SubscriberDetails(
+            name=values["name"],
+            phone=values["phone"],
+            email=values["email"],
+            channels=_items(values["channels"]),
+            watch_items=_items(watch) if watch is not None else None,
+        )

@@ -10,6 +10,7 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from tui.client import ApiClient, ApiError, Unreachable
+from tui.records import RecordError
 from tui.widgets.connection_bar import ConnectionBar
 
 if TYPE_CHECKING:
@@ -72,5 +73,7 @@ class ModeScreen(Screen[None]):
             self.shop.note_unreachable(error)
         elif isinstance(error, ApiError):
             self.notify(error.message, title="The daemon refused", severity="error")
+        elif isinstance(error, RecordError):
+            self.notify(str(error), title="The daemon's answer does not fit", severity="error")
         else:
             self.notify(f"{type(error).__name__}: {error}", title="Error", severity="error")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.markup import escape
@@ -13,9 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
+from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.format import ago, parse_time, when
+from tui.records import Health, Shop, Stats, TgtgAccount
 from tui.screens.base import ModeScreen
 from tui.widgets.hourly_sparkline import HourlySparkline
 from tui.widgets.job_table import JobTable
@@ -28,12 +31,13 @@ from tui.widgets.tgtg_table import TgtgTable
 REFRESH_SECONDS = 5.0
 # Below this many columns the panels stack instead of standing side by side.
 WIDE_COLUMNS = 110
+W = TypeVar("W", bound=Widget)
 
 
-def shop_zone(stats: dict[str, Any]) -> ZoneInfo:
-    """The shop's time zone from the stats answer; UTC if it names none we know."""
+def shop_zone(shop: Shop) -> ZoneInfo:
+    """The shop's time zone; UTC if it names none we know."""
     try:
-        return ZoneInfo(str((stats.get("shop") or {}).get("timezone") or "UTC"))
+        return ZoneInfo(shop.timezone or "UTC")
     except (ValueError, KeyError):
         return ZoneInfo("UTC")
 
@@ -75,7 +79,7 @@ class DashboardScreen(ModeScreen):
             yield self._panel(TgtgTable(id="tgtg"), "TGTG accounts")
 
     @staticmethod
-    def _panel(widget: Any, title: str) -> Any:
+    def _panel(widget: W, title: str) -> W:
         widget.add_class("panel")
         widget.border_title = title
         return widget
@@ -101,57 +105,47 @@ class DashboardScreen(ModeScreen):
 
     @work(exclusive=True, group="dashboard-load", exit_on_error=False)
     async def load_dashboard(self) -> None:
-        health, stats, tgtg = await asyncio.gather(
-            self._health(),
-            self.api.get("/api/v1/stats"),
-            self.api.get("/api/v1/tgtg/accounts"),
+        health, stats, accounts = await asyncio.gather(
+            self._health(), self.api.stats(), self.api.tgtg_accounts()
         )
-        self.show(health, stats, tgtg.get("accounts", []))
+        self.show(health, stats, accounts)
 
-    async def _health(self) -> dict[str, Any]:
-        # The app asks /api/health every few seconds; its last answer is fresh enough, and a
+    async def _health(self) -> Health:
+        # The app asks for the health every few seconds; its last answer is fresh enough, and a
         # fresh one is fetched only before the first.
-        if self.shop.health:
-            return dict(self.shop.health)
-        return await self.api.get("/api/health")
+        return self.shop.health or await self.api.health()
 
-    def show(
-        self, health: dict[str, Any], stats: dict[str, Any], accounts: list[dict[str, Any]]
-    ) -> None:
+    def show(self, health: Health, stats: Stats, accounts: Sequence[TgtgAccount]) -> None:
         """Hand each panel its part of the answers."""
-        now = self.shop.clock().astimezone(shop_zone(stats))
-        self.query_one("#uptime", Static).update(self._uptime(health, stats, now))
-        components = health.get("components") or {}
+        now = self.shop.clock().astimezone(shop_zone(stats.shop))
+        self.query_one("#uptime", Static).update(self._uptime(health, stats.shop, now))
+        components = health.components
         self.query_one(OwnerPanel).show_owner(components.get("owner"), now)
-        self.query_one(QueuePanel).show_stats(stats.get("queue", {}), stats.get("today", {}))
+        self.query_one(QueuePanel).show_stats(stats.queue, stats.today)
         self.query_one(ProviderTable).show_health(components)
-        hourly = stats.get("hourly") or []
-        if hourly:
-            first = parse_time(hourly[0]["start"])
+        if stats.hourly:
+            first = parse_time(stats.hourly[0].start)
             assert first is not None
             self.query_one(HourlySparkline).show_counts(
-                [int(hour["count"]) for hour in hourly],
+                [hour.count for hour in stats.hourly],
                 first.astimezone(now.tzinfo).strftime("%H:%M"),
                 "now",
             )
-        self.query_one(JobTable).show_jobs(stats.get("jobs") or [], now)
+        self.query_one(JobTable).show_jobs(stats.jobs, now)
         self.query_one(TgtgTable).show_accounts(accounts, now)
 
     @staticmethod
-    def _uptime(health: dict[str, Any], stats: dict[str, Any], now: datetime) -> str:
-        shop = stats.get("shop") or {}
-        said = str(health.get("time") or "")
+    def _uptime(health: Health, shop: Shop, now: datetime) -> str:
         started = ""
-        if said and "uptime_seconds" in health:
-            moment = parse_time(said)
+        if health.time and health.uptime_seconds is not None:
+            moment = parse_time(health.time)
             assert moment is not None
-            since = moment - timedelta(seconds=float(health["uptime_seconds"]))
-            started = since.isoformat()
-        status = str(health.get("status") or "?")
+            started = (moment - timedelta(seconds=health.uptime_seconds)).isoformat()
+        status = health.status or "?"
         mark = "[green]●[/]" if status == "ok" else "[dark_orange]●[/]"
         return (
-            f"{mark} [b]{escape(str(shop.get('name') or 'shopbell'))}[/b]  "
-            f"daemon {escape(str(health.get('version', '?')))} "
+            f"{mark} [b]{escape(shop.name or 'shopbell')}[/b]  "
+            f"daemon {escape(health.version or '?')} "
             f"up since {when(started, now)} ({ago(started, now)})  ·  {status}  ·  "
-            f"{shop.get('timezone', '')}"
+            f"{shop.timezone}"
         )

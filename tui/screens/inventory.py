@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -16,8 +16,9 @@ from textual.widgets import DataTable, Input, Select, Static
 from tui.modals.price_change import PriceChangeModal, history_table
 from tui.modals.product_form import ProductFormModal
 from tui.modals.stock_adjust import StockAdjustModal
+from tui.records import PriceChange, Product, ProductDetails
 from tui.screens.base import ModeScreen
-from tui.widgets.product_table import LOW_STYLE, ProductTable, ProductView
+from tui.widgets.product_table import LOW_STYLE, ProductTable
 
 # The data model has no reorder level per product: at or below this many, a product is "low".
 LOW_STOCK = 5
@@ -85,7 +86,7 @@ class InventoryScreen(ModeScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.products: list[ProductView] = []
+        self.products: list[Product] = []
         self.page = 1
         self.pages = 1
         self.total = 0
@@ -110,31 +111,31 @@ class InventoryScreen(ModeScreen):
 
     # -- loading ---------------------------------------------------------------------------
 
-    def filters(self) -> dict[str, Any]:
-        category = self.query_one("#product-category", Select).value
-        return {
-            "search": self.query_one("#product-search", Input).value.strip() or None,
-            "category": category if isinstance(category, str) else None,
-        }
+    def search(self) -> str | None:
+        return self.query_one("#product-search", Input).value.strip() or None
+
+    def category(self) -> str | None:
+        chosen = self.query_one("#product-category", Select).value
+        return chosen if isinstance(chosen, str) else None
 
     @work(exclusive=True, group="inventory-categories", exit_on_error=False)
     async def load_categories(self) -> None:
-        answer = await self.api.get("/api/v1/products/categories")
+        categories = await self.api.categories()
         select = self.query_one("#product-category", Select)
         chosen = select.value
-        options = [(f"{c['name']} ({c['products']})", str(c["name"])) for c in answer["categories"]]
+        options = [(f"{c.name} ({c.products})", c.name) for c in categories]
         select.set_options(options)
         if isinstance(chosen, str) and chosen in {value for _, value in options}:
             select.value = chosen
 
     @work(exclusive=True, group="inventory-products", exit_on_error=False)
     async def load_products(self) -> None:
-        answer = await self.api.get(
-            "/api/v1/products", page=self.page, per_page=PAGE, **self.filters()
+        answer = await self.api.products(
+            page=self.page, per_page=PAGE, search=self.search(), category=self.category()
         )
-        self.products = [ProductView.of(p) for p in answer["products"]]
-        self.total = int(answer.get("total", len(self.products)))
-        self.pages = max(1, int(answer.get("pages", 1)))
+        self.products = list(answer.products)
+        self.total = answer.total
+        self.pages = max(1, answer.pages)
         if self.page > self.pages:
             # The last page emptied (a filter, or products went inactive): show the new last one.
             self.page = self.pages
@@ -170,12 +171,11 @@ class InventoryScreen(ModeScreen):
 
     @work(exclusive=True, group="inventory-detail", exit_on_error=False)
     async def load_detail(self, product_id: int) -> None:
-        answer = await self.api.get(f"/api/v1/products/{product_id}")
-        product = ProductView.of(answer["product"])
-        changes = list(answer.get("price_changes") or [])
-        self.query_one("#product-detail", Static).update(self._detail(product, changes))
+        answer = await self.api.product(product_id)
+        changes = answer.price_changes or ()
+        self.query_one("#product-detail", Static).update(self._detail(answer.product, changes))
 
-    def _detail(self, product: ProductView, changes: list[dict[str, Any]]) -> RenderableType:
+    def _detail(self, product: Product, changes: Sequence[PriceChange]) -> RenderableType:
         facts = Table.grid(padding=(0, 1))
         facts.add_column(style="bold", no_wrap=True)
         facts.add_column()
@@ -196,7 +196,7 @@ class InventoryScreen(ModeScreen):
             history_table(changes, product.currency, self.shop.clock(), label=False),
         )
 
-    def selected(self) -> ProductView | None:
+    def selected(self) -> Product | None:
         """The highlighted product, or a notice that there is none."""
         product_id = self.table.highlighted_id
         for product in self.products:
@@ -205,7 +205,7 @@ class InventoryScreen(ModeScreen):
         self.notify("No product selected.", severity="warning")
         return None
 
-    def _saved(self, saved: ProductView | None, what: str = "Saved") -> None:
+    def _saved(self, saved: Product | None, what: str = "Saved") -> None:
         if saved is None:
             return
         self.notify(f"{what}: {saved.name}, {saved.price} {saved.currency}, stock {saved.stock}.")
@@ -236,31 +236,26 @@ class InventoryScreen(ModeScreen):
             self.load_products()
 
     def action_add_product(self) -> None:
-        async def save(body: dict[str, Any]) -> ProductView:
-            answer = await self.api.post("/api/v1/products", json=body)
-            return ProductView.of(answer["product"])
-
-        self.app.push_screen(ProductFormModal(None, save), lambda p: self._saved(p, "Added"))
+        modal = ProductFormModal.adding(self.api.add_product)
+        self.app.push_screen(modal, lambda p: self._saved(p, "Added"))
 
     def action_edit_product(self) -> None:
         product = self.selected()
         if product is None:
             return
 
-        async def save(body: dict[str, Any]) -> ProductView:
-            answer = await self.api.patch(f"/api/v1/products/{product.id}", json=body)
-            return ProductView.of(answer["product"])
+        async def save(details: ProductDetails) -> Product:
+            return await self.api.edit_product(product.id, details)
 
-        self.app.push_screen(ProductFormModal(product, save), self._saved)
+        self.app.push_screen(ProductFormModal.editing(product, save), self._saved)
 
     def action_adjust_stock(self) -> None:
         product = self.selected()
         if product is None:
             return
 
-        async def save(body: dict[str, Any]) -> ProductView:
-            answer = await self.api.post(f"/api/v1/products/{product.id}/stock", json=body)
-            return ProductView.of(answer["product"])
+        async def save(delta: int | str) -> Product:
+            return await self.api.adjust_stock(product.id, delta)
 
         self.app.push_screen(
             StockAdjustModal(product, save), lambda p: self._saved(p, "Stock adjusted")
@@ -272,13 +267,11 @@ class InventoryScreen(ModeScreen):
         product = self.selected()
         if product is None:
             return
-        answer = await self.api.get(f"/api/v1/products/{product.id}")
-        current = ProductView.of(answer["product"])
-        changes = list(answer.get("price_changes") or [])
+        answer = await self.api.product(product.id)
 
-        async def save(body: dict[str, Any]) -> ProductView:
-            saved = await self.api.patch(f"/api/v1/products/{product.id}", json=body)
-            return ProductView.of(saved["product"])
+        async def save(price: str) -> Product:
+            return await self.api.change_price(product.id, price)
 
-        modal = PriceChangeModal(current, changes, self.shop.clock(), save)
+        changes = answer.price_changes or ()
+        modal = PriceChangeModal(answer.product, changes, self.shop.clock(), save)
         self.app.push_screen(modal, lambda p: self._saved(p, "Price changed"))

@@ -7,7 +7,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,12 +17,12 @@ from textual.widgets import DataTable, Static
 from tui.client import ApiError
 from tui.modals.compose import Broadcast, ComposeModal, ComposeOutcome, Sent, SubscriberChoice
 from tui.modals.confirm import ConfirmModal
-from tui.modals.message_detail import DetailAction, MessageDetailModal, MessageEventRow
+from tui.modals.message_detail import DetailAction, MessageDetailModal
+from tui.records import LoggedMessage, MessageQuery
 from tui.screens.base import ModeScreen
 from tui.widgets.message_filters import TIME_HELP, MessageFilter, MessageFilters
-from tui.widgets.message_table import LoggedMessage, MessageTable
+from tui.widgets.message_table import MessageTable
 
-MESSAGES = "/api/v1/messages"
 # One page of the log: enough to fill a tall terminal twice, small enough to come back at once.
 PAGE_SIZE = 100
 FOLLOW_SECONDS = 1.0
@@ -132,24 +131,25 @@ class MessagesScreen(ModeScreen):
 
     # -- loading ------------------------------------------------------------------------------
 
-    def _params(self) -> dict[str, Any]:
+    def _params(self) -> MessageQuery:
         """The filter as the API's query; a time that cannot be read raises ValueError."""
         f = self.filter
         now = self.shop.clock()
-        params: dict[str, Any] = {
-            "status": f.status,
-            "channel": f.channel,
-            "kind": f.kind,
-            "recipient": f.recipient,
-        }
+        moments: dict[str, datetime | None] = {}
         for name in ("since", "until"):
             text = getattr(f, name)
-            if text:
-                try:
-                    params[name] = parse_moment(text, now).isoformat()
-                except ValueError as exc:
-                    raise ValueError(f"{name}: {exc}") from None
-        return params
+            try:
+                moments[name] = parse_moment(text, now) if text else None
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return MessageQuery(
+            status=f.status,
+            channel=f.channel,
+            kind=f.kind,
+            recipient=f.recipient,
+            since=moments["since"],
+            until=moments["until"],
+        )
 
     @work(exclusive=True, group="messages-page", exit_on_error=False)
     async def load_first_page(self) -> None:
@@ -165,13 +165,13 @@ class MessagesScreen(ModeScreen):
         if not table.row_count:
             table.loading = True
         try:
-            page = await self.api.get(MESSAGES, limit=PAGE_SIZE, **params)
+            page = await self.api.messages(limit=PAGE_SIZE, query=params)
         finally:
             table.loading = False
         table.now = self.shop.clock()
         table.clear_messages()
-        table.append_older(LoggedMessage.from_api(m) for m in page["messages"])
-        self.next_before = page.get("next_before")
+        table.append_older(page.messages)
+        self.next_before = page.next_before
         self._show_status()
 
     @work(exclusive=True, group="messages-older", exit_on_error=False)
@@ -182,13 +182,13 @@ class MessagesScreen(ModeScreen):
             return
         self._loading_older = True
         try:
-            page = await self.api.get(MESSAGES, limit=PAGE_SIZE, before=before, **self._params())
+            page = await self.api.messages(limit=PAGE_SIZE, before=before, query=self._params())
         finally:
             self._loading_older = False
         if self.next_before != before:
             return  # the filter changed meanwhile: this page belongs to the old one
-        self.table.append_older(LoggedMessage.from_api(m) for m in page["messages"])
-        self.next_before = page.get("next_before")
+        self.table.append_older(page.messages)
+        self.next_before = page.next_before
         self._show_status()
 
     @on(MessageTable.NearEnd)
@@ -265,38 +265,36 @@ class MessagesScreen(ModeScreen):
             return  # the filter's time cannot be read: said once, when it was applied
         table = self.table
         newest = table.newest_id
-        page = await self.api.get(MESSAGES, limit=PAGE_SIZE, **params)
-        rows = [LoggedMessage.from_api(m) for m in page["messages"]]
+        page = await self.api.messages(limit=PAGE_SIZE, query=params)
+        rows: list[LoggedMessage] = list(page.messages)
         pages = 1
         # The API pages backward only: walk back until the newest shown row is reached.
         while (
             newest is not None
             and rows
             and rows[-1].id > newest
-            and page.get("next_before")
+            and page.next_before
             and pages < FOLLOW_GAP_PAGES
         ):
-            page = await self.api.get(
-                MESSAGES, limit=PAGE_SIZE, before=page["next_before"], **params
-            )
-            rows.extend(LoggedMessage.from_api(m) for m in page["messages"])
+            page = await self.api.messages(limit=PAGE_SIZE, before=page.next_before, query=params)
+            rows.extend(page.messages)
             pages += 1
-        if newest is not None and rows and rows[-1].id > newest and page.get("next_before"):
+        if newest is not None and rows and rows[-1].id > newest and page.next_before:
             self.load_first_page()  # a burst bigger than the walk: start from the newest
             return
         was_empty = not table.row_count
         table.now = self.shop.clock()
         table.merge_newer(rows)
         if was_empty:
-            self.next_before = page.get("next_before")
+            self.next_before = page.next_before
         fetched_down_to = rows[-1].id if rows else None
         visible = table.visible_ids()
         if visible and fetched_down_to is not None and max(visible) < fetched_down_to:
-            shown = await self.api.get(
-                MESSAGES, limit=min(len(visible) + 1, 500), before=max(visible) + 1, **params
+            shown = await self.api.messages(
+                limit=min(len(visible) + 1, 500), before=max(visible) + 1, query=params
             )
-            for data in shown["messages"]:
-                table.update_message(LoggedMessage.from_api(data))
+            for message in shown.messages:
+                table.update_message(message)
         self._show_status()
 
     # -- one message ----------------------------------------------------------------------------
@@ -317,10 +315,10 @@ class MessagesScreen(ModeScreen):
 
     @work(exclusive=True, group="messages-history", exit_on_error=False)
     async def open_history(self, message_id: int) -> None:
-        answer = await self.api.get(f"{MESSAGES}/{message_id}")
-        message = LoggedMessage.from_api(answer["message"])
+        history = await self.api.message(message_id)
+        message = history.message
         self.table.update_message(message)
-        events = [MessageEventRow.from_api(e) for e in answer.get("events", [])]
+        events = history.events
 
         def chosen(action: DetailAction | None) -> None:
             if action is not None:
@@ -340,8 +338,10 @@ class MessagesScreen(ModeScreen):
     async def change_message(self, message_id: int, action: DetailAction) -> None:
         """Retry or cancel; the daemon's refusal (409: not in a state for it) is explained by
         the screen's one worker-error handler."""
-        answer = await self.api.post(f"{MESSAGES}/{message_id}/{action}")
-        message = LoggedMessage.from_api(answer["message"])
+        if action == "retry":
+            message = await self.api.retry_message(message_id)
+        else:
+            message = await self.api.cancel_message(message_id)
         self.table.update_message(message)
         done = "queued again" if action == "retry" else "cancelled"
         self.notify(f"message {message_id} {done}", title="Messages")
@@ -354,11 +354,11 @@ class MessagesScreen(ModeScreen):
     @work(exclusive=True, group="messages-compose", exit_on_error=False)
     async def open_compose(self) -> None:
         """The first page of subscribers with a phone to pick from, then the form."""
-        page = await self.api.get("/api/v1/subscribers", limit=SUBSCRIBER_PAGE)
+        page = await self.api.recipients(limit=SUBSCRIBER_PAGE)
         choices = [
-            SubscriberChoice(int(s["id"]), str(s.get("name") or ""), str(s["phone"]))
-            for s in page.get("subscribers", [])
-            if s.get("phone") and not s.get("opted_out")
+            SubscriberChoice(s.id, s.name or "", s.phone)
+            for s in page.subscribers
+            if s.phone and not s.opted_out
         ]
         self.app.push_screen(ComposeModal(choices), self._composed)
 
@@ -387,16 +387,14 @@ class MessagesScreen(ModeScreen):
         opted_out = 0
         after = 0
         while True:
-            page = await self.api.get("/api/v1/subscribers", limit=SUBSCRIBER_PAGE, after=after)
-            for s in page.get("subscribers", []):
-                if s.get("phone"):
-                    recipients.append(
-                        SubscriberChoice(int(s["id"]), str(s.get("name") or ""), str(s["phone"]))
-                    )
-                    opted_out += bool(s.get("opted_out"))
-            if page.get("next_after") is None:
+            page = await self.api.recipients(limit=SUBSCRIBER_PAGE, after=after)
+            for s in page.subscribers:
+                if s.phone:
+                    recipients.append(SubscriberChoice(s.id, s.name or "", s.phone))
+                    opted_out += s.opted_out
+            if page.next_after is None:
                 break
-            after = int(page["next_after"])
+            after = page.next_after
         if not recipients:
             self.notify("no subscriber has a phone number", title="Broadcast", severity="warning")
             return
@@ -421,17 +419,13 @@ class MessagesScreen(ModeScreen):
         gate = asyncio.Semaphore(BROADCAST_CONCURRENCY)
 
         async def one(who: SubscriberChoice) -> str:
-            body = {
-                "to": who.phone,
-                "body": plan.body,
-                "idempotency_key": f"broadcast-{plan.broadcast_id}-{who.id}",
-            }
+            key = f"broadcast-{plan.broadcast_id}-{who.id}"
             async with gate:
                 try:
-                    answer = await self.api.post(MESSAGES, body)
+                    sent = await self.api.send_sms(who.phone, plan.body, idempotency_key=key)
                 except ApiError as exc:
                     return "opted_out" if "opted out" in exc.message else "refused"
-            return "queued" if answer.get("created") else "already"
+            return "queued" if sent.created else "already"
 
         tasks = [asyncio.create_task(one(who)) for who in recipients]
         try:

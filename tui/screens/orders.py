@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.text import Text
@@ -12,10 +13,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.events import Resize
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from tui.format import money, parse_time, when
 from tui.modals.send_report import ReportRequest, SendReportModal
+from tui.records import DailyTotals, Order, StoredReport
 from tui.screens.base import ModeScreen
 from tui.screens.dashboard import shop_zone
 from tui.widgets.sales_chart import DaySales, SalesChart
@@ -28,6 +31,7 @@ REPORTS_SHOWN = 30
 CHART_DAYS = 14
 WIDE_COLUMNS = 100
 STATUS_STYLE = {"placed": "", "paid": "green", "cancelled": "dim", "refunded": "dark_orange"}
+W = TypeVar("W", bound=Widget)
 
 
 class OrdersScreen(ModeScreen):
@@ -58,7 +62,7 @@ class OrdersScreen(ModeScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.orders: dict[int, dict[str, Any]] = {}
+        self.orders: dict[int, Order] = {}
         self.product_names: dict[int, str] = {}
         self.today: date | None = None
         self.zone = ZoneInfo("UTC")
@@ -74,7 +78,7 @@ class OrdersScreen(ModeScreen):
             yield self._panel(SalesChart(id="chart"), f"Sales per day, last {CHART_DAYS}")
 
     @staticmethod
-    def _panel(widget: Any, title: str) -> Any:
+    def _panel(widget: W, title: str) -> W:
         widget.add_class("panel")
         widget.border_title = title
         return widget
@@ -103,17 +107,14 @@ class OrdersScreen(ModeScreen):
 
     @work(exclusive=True, group="orders-load", exit_on_error=False)
     async def load_orders(self) -> None:
-        stats = await self.api.get("/api/v1/stats")
-        self.zone = shop_zone(stats)
-        self.currency = str((stats.get("shop") or {}).get("currency") or "")
-        self.today = date.fromisoformat(str(stats["today"]["date"]))
-        found: list[dict[str, Any]] = []
+        stats = await self.api.stats()
+        self.zone = shop_zone(stats.shop)
+        self.currency = stats.shop.currency
+        self.today = date.fromisoformat(stats.today.date)
+        found: list[Order] = []
         complete = False
         for page in range(MAX_ORDER_PAGES):
-            answer = await self.api.get(
-                "/api/v1/orders", limit=ORDER_PAGE, offset=page * ORDER_PAGE
-            )
-            batch = answer.get("orders", [])
+            batch = await self.api.orders(limit=ORDER_PAGE, offset=page * ORDER_PAGE)
             todays = [order for order in batch if self._is_today(order)]
             found.extend(todays)
             if len(todays) < len(batch) or len(batch) < ORDER_PAGE:
@@ -121,31 +122,30 @@ class OrdersScreen(ModeScreen):
                 break
         self.show_orders(found, complete)
 
-    def _is_today(self, order: dict[str, Any]) -> bool:
-        moment = parse_time(order.get("created_at"))
+    def _is_today(self, order: Order) -> bool:
+        moment = parse_time(order.created_at)
         return moment is not None and moment.astimezone(self.zone).date() == self.today
 
     def _now(self) -> datetime:
         return self.shop.clock().astimezone(self.zone)
 
-    def show_orders(self, orders: list[dict[str, Any]], complete: bool) -> None:
+    def show_orders(self, orders: Sequence[Order], complete: bool) -> None:
         table = self.query_one("#orders", DataTable)
         keep = table.cursor_row
         table.clear()
-        self.orders = {int(order["id"]): order for order in orders}
+        self.orders = {order.id: order for order in orders}
         now = self._now()
         for order in orders:
-            status = str(order.get("status", ""))
             table.add_row(
-                str(order["id"]),
-                when(order.get("created_at"), now),
-                Text(status, style=STATUS_STYLE.get(status, "")),
-                Text(str(order.get("total", "")), justify="right"),
-                key=str(order["id"]),
+                str(order.id),
+                when(order.created_at, now),
+                Text(order.status, style=STATUS_STYLE.get(order.status, "")),
+                Text(order.total, justify="right"),
+                key=str(order.id),
             )
-        sold = [o for o in orders if o.get("status") in ("placed", "paid")]
-        total = sum(int(o.get("total_minor", 0)) for o in sold)
-        currency = str(orders[0].get("currency", self.currency) if orders else self.currency)
+        sold = [o for o in orders if o.status in ("placed", "paid")]
+        total = sum(o.total_minor for o in sold)
+        currency = orders[0].currency if orders else self.currency
         day = self.today.isoformat() if self.today else "today"
         more = "" if complete else f" (the newest {len(orders)} shown)"
         self.query_one("#orders-summary", Static).update(
@@ -157,7 +157,7 @@ class OrdersScreen(ModeScreen):
         )
         if orders:
             table.move_cursor(row=min(max(keep, 0), len(orders) - 1))
-            self.show_lines(int(orders[table.cursor_row]["id"]))
+            self.show_lines(orders[table.cursor_row].id)
         else:
             self.show_lines(None)
 
@@ -175,21 +175,21 @@ class OrdersScreen(ModeScreen):
         if order is None:
             table.border_title = panel_title
             return
-        table.border_title = f"Lines of order {order_id} · {order.get('total', '')}"
+        table.border_title = f"Lines of order {order_id} · {order.total}"
         missing = []
         # What the other three columns and the cell padding take; the name gets the rest.
         room = max(8, table.size.width - 24)
-        for line in order.get("lines") or []:
-            product = int(line["product_id"])
+        for line in order.lines:
+            product = line.product_id
             name = self.product_names.get(product)
             if name is None:
                 missing.append(product)
             name = name or f"product {product}"
             table.add_row(
                 name if len(name) <= room else name[: room - 1] + "…",
-                str(line.get("quantity", "")),
-                Text(str(line.get("unit_price", "")), justify="right"),
-                Text(str(line.get("line_total", "")), justify="right"),
+                str(line.quantity),
+                Text(line.unit_price, justify="right"),
+                Text(line.line_total, justify="right"),
             )
         if missing:
             self.load_product_names(sorted(set(missing)))
@@ -198,47 +198,46 @@ class OrdersScreen(ModeScreen):
     async def load_product_names(self, product_ids: list[int]) -> None:
         """Names for the lines shown: one small read per product not seen before."""
         for product_id in product_ids:
-            answer = await self.api.get(f"/api/v1/products/{product_id}")
-            self.product_names[product_id] = str(answer["product"]["name"])
+            self.product_names[product_id] = await self.api.product_name(product_id)
         self.show_lines(self._shown_order)
 
     # -- reports and the sales chart ------------------------------------------------------
 
     @work(exclusive=True, group="orders-reports", exit_on_error=False)
     async def load_reports(self) -> None:
-        stored = await self.api.get("/api/v1/reports", limit=REPORTS_SHOWN)
-        totals = await self.api.get("/api/v1/reports/daily-totals", days=CHART_DAYS)
-        self.show_reports(stored.get("reports", []))
+        reports = await self.api.reports(limit=REPORTS_SHOWN)
+        totals = await self.api.daily_totals(days=CHART_DAYS)
+        self.show_reports(reports)
         self.show_chart(totals)
 
-    def show_reports(self, reports: list[dict[str, Any]]) -> None:
+    def show_reports(self, reports: Sequence[StoredReport]) -> None:
         table = self.query_one("#reports", DataTable)
         table.clear()
         now = self._now()
         for report in reports:
-            start, end = str(report["start"]), str(report["end"])
+            start, end = report.start, report.end
             period = start if start == end else f"{start[5:]}→{end[5:]}"
             table.add_row(
-                str(report["kind"]),
+                report.kind,
                 period,
-                str(report.get("orders", 0)),
-                Text(str(report.get("total", "")), justify="right"),
-                when(report.get("generated_at"), now),
-                key=str(report["id"]),
+                str(report.orders),
+                Text(report.total, justify="right"),
+                when(report.generated_at, now),
+                key=str(report.id),
             )
         if not reports:
             table.add_row("none yet", "", "", "", "")
 
-    def show_chart(self, totals: dict[str, Any]) -> None:
-        currency = str(totals.get("currency") or self.currency)
+    def show_chart(self, totals: DailyTotals) -> None:
+        currency = totals.currency or self.currency
         days = [
             DaySales(
-                label=date.fromisoformat(str(day["day"])).strftime("%a %d"),
-                total_minor=int(day["total_minor"]),
-                shown=str(day["total"]),
-                orders=int(day["orders"]),
+                label=date.fromisoformat(day.day).strftime("%a %d"),
+                total_minor=day.total_minor,
+                shown=day.total,
+                orders=day.orders,
             )
-            for day in totals.get("days", [])
+            for day in totals.days
         ]
         chart = self.query_one(SalesChart)
         chart.border_title = f"Sales per day ({currency}), last {len(days) or CHART_DAYS}"
@@ -256,14 +255,10 @@ class OrdersScreen(ModeScreen):
 
     @work(exclusive=True, group="orders-send", exit_on_error=False)
     async def send_report(self, request: ReportRequest) -> None:
-        body: dict[str, Any] = {"kind": request.kind}
-        if request.day is not None:
-            body["date"] = request.day.isoformat()
-        answer = await self.api.post("/api/v1/reports/send", body)
-        queued = answer.get("queued") or []
+        sent = await self.api.send_report(request.kind, request.day)
         self.notify(
-            str(answer.get("message", "report sent")),
-            title="Report queued" if queued else "Report stored",
-            severity="information" if queued else "warning",
+            sent.message,
+            title="Report queued" if sent.queued else "Report stored",
+            severity="information" if sent.queued else "warning",
         )
         self.load_reports()

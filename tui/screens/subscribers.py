@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Static
 
-from storage.models import Subscriber
 from tui.modals.confirm import ConfirmModal
 from tui.modals.otp_verify import OtpVerifyModal, Verified
 from tui.modals.pin_entry import PinEntryModal
 from tui.modals.subscriber_form import SubscriberFormModal
 from tui.modals.subscriber_view import SubscriberViewModal
+from tui.records import Subscriber, SubscriberDetails, TgtgAccount
 from tui.screens.base import ModeScreen
-from tui.widgets.subscriber_detail import (
-    DeviceToken,
-    FavoriteItem,
-    SubscriberDetail,
-    SubscriberFile,
-    TgtgLogin,
-)
+from tui.widgets.subscriber_detail import SubscriberDetail, SubscriberFile
 from tui.widgets.subscriber_table import SubscriberTable
 
 # Rows per request; "m" asks for the next page (the table is never loaded whole).
@@ -32,11 +24,6 @@ PAGE = 100
 TOKENS_SHOWN = 20
 # The purpose the daemon's OTP service records for proving a phone number.
 OTP_PURPOSE = "verify-phone"
-
-
-def subscriber_of(body: dict[str, Any]) -> Subscriber:
-    """The API's JSON as the record; fields a daemon may not have yet get their defaults."""
-    return Subscriber.from_row({"watch_items": [], "price_drop_alerts": False, **body})
 
 
 def matches(subscriber: Subscriber, query: str) -> bool:
@@ -134,27 +121,21 @@ class SubscribersScreen(ModeScreen):
         """The first page again (keeping as many rows as were loaded), or the next page."""
         # The daemon searches the whole list (`q`), so a match beyond the pages seen is found.
         query = self.query_one("#subscriber-search", Input).value.strip()
-        search = {"q": query} if query else {}
         if more and query == self.loaded_query:
             if self.next_after is None:
                 return
-            page = await self.api.get(
-                "/api/v1/subscribers", limit=PAGE, after=self.next_after, **search
-            )
+            page = await self.api.subscribers(limit=PAGE, after=self.next_after, search=query)
             # A subscriber added here since the last page may come again: keep it once.
             known = {s.id for s in self.loaded}
-            fresh = [subscriber_of(s) for s in page["subscribers"]]
-            found = self.loaded + [s for s in fresh if s.id not in known]
+            found = self.loaded + [s for s in page.subscribers if s.id not in known]
         else:
             # A reload keeps as many rows as were loaded; a new search starts at one page.
             want = max(PAGE, len(self.loaded)) if query == self.loaded_query else PAGE
-            page = await self.api.get(
-                "/api/v1/subscribers", limit=min(want, 500), after=0, **search
-            )
-            found = [subscriber_of(s) for s in page["subscribers"]]
+            page = await self.api.subscribers(limit=min(want, 500), after=0, search=query)
+            found = list(page.subscribers)
         self.loaded = found
         self.loaded_query = query
-        self.next_after = page.get("next_after")
+        self.next_after = page.next_after
         self.show_rows()
 
     def show_rows(self) -> None:
@@ -197,17 +178,11 @@ class SubscribersScreen(ModeScreen):
     @work(exclusive=True, group="subscribers-detail", exit_on_error=False)
     async def load_detail(self, subscriber_id: int, popup: bool) -> None:
         """The subscriber with their TGTG login, favourites and push tokens."""
-        detail = await self.api.get(f"/api/v1/subscribers/{subscriber_id}")
-        favorites = await self.api.get("/api/v1/tgtg/favorites", subscriber_id=subscriber_id)
-        tokens = await self.api.get(
-            "/api/v1/push-tokens", subscriber_id=subscriber_id, limit=TOKENS_SHOWN
-        )
-        login = detail.get("tgtg")
+        detail = await self.api.subscriber(subscriber_id)
+        favorites = await self.api.favorites(subscriber_id)
+        tokens = await self.api.push_tokens(subscriber_id, limit=TOKENS_SHOWN)
         self.file = SubscriberFile(
-            subscriber=subscriber_of(detail["subscriber"]),
-            tgtg=TgtgLogin.of(login) if login else None,
-            favorites=tuple(FavoriteItem.of(f) for f in favorites.get("favorites", [])),
-            tokens=tuple(DeviceToken.of(t) for t in tokens.get("tokens", [])),
+            subscriber=detail.subscriber, tgtg=detail.tgtg, favorites=favorites, tokens=tokens
         )
         pane = self.query_one(SubscriberDetail)
         pane.now = self.shop.clock()
@@ -255,20 +230,15 @@ class SubscribersScreen(ModeScreen):
         self.load_subscribers(more=True)
 
     def action_add_subscriber(self) -> None:
-        async def save(body: dict[str, Any]) -> Subscriber:
-            answer = await self.api.post("/api/v1/subscribers", json=body)
-            return subscriber_of(answer["subscriber"])
-
-        self.app.push_screen(SubscriberFormModal(None, save), self._saved)
+        self.app.push_screen(SubscriberFormModal(None, self.api.add_subscriber), self._saved)
 
     def action_edit_subscriber(self) -> None:
         subscriber = self.selected()
         if subscriber is None:
             return
 
-        async def save(body: dict[str, Any]) -> Subscriber:
-            answer = await self.api.patch(f"/api/v1/subscribers/{subscriber.id}", json=body)
-            return subscriber_of(answer["subscriber"])
+        async def save(details: SubscriberDetails) -> Subscriber:
+            return await self.api.edit_subscriber(subscriber.id, details)
 
         self.app.push_screen(SubscriberFormModal(subscriber, save), self._saved)
 
@@ -298,7 +268,7 @@ class SubscribersScreen(ModeScreen):
 
     @work(exclusive=True, group="subscribers-change", exit_on_error=False)
     async def delete_subscriber(self, subscriber: Subscriber) -> None:
-        await self.api.delete(f"/api/v1/subscribers/{subscriber.id}")
+        await self.api.delete_subscriber(subscriber.id)
         self.loaded = [s for s in self.loaded if s.id != subscriber.id]
         self.show_rows()
         self.notify(f"Deleted {subscriber.name or subscriber.phone or subscriber.id}.")
@@ -309,10 +279,7 @@ class SubscribersScreen(ModeScreen):
         if subscriber is None:
             return
         opt_out = subscriber.opted_out_at is None
-        answer = await self.api.patch(
-            f"/api/v1/subscribers/{subscriber.id}", json={"opted_out": opt_out}
-        )
-        saved = subscriber_of(answer["subscriber"])
+        saved = await self.api.set_opted_out(subscriber.id, opt_out)
         who = saved.name or saved.phone
         self.notify(f"{who} opted out: no more messages." if opt_out else f"{who} opted back in.")
         self._replace(saved)
@@ -332,23 +299,18 @@ class SubscribersScreen(ModeScreen):
             self.notify("They opted out: opt them in (o) before verifying.", severity="warning")
             return
         phone = subscriber.phone
-        sent = await self.api.post("/api/send-otp", json={"phone": phone, "purpose": OTP_PURPOSE})
+        sent = await self.api.send_otp(phone, OTP_PURPOSE)
 
         async def check(code: str) -> Verified:
-            await self.api.post(
-                "/api/verify-otp", json={"phone": phone, "otp": code, "purpose": OTP_PURPOSE}
-            )
-            answer = await self.api.patch(
-                f"/api/v1/subscribers/{subscriber.id}", json={"verified": True}
-            )
-            self._replace(subscriber_of(answer["subscriber"]))
+            await self.api.verify_otp(phone, code, OTP_PURPOSE)
+            self._replace(await self.api.mark_verified(subscriber.id))
             return Verified(phone)
 
         def done(verified: Verified | None) -> None:
             if verified is not None:
                 self.notify(f"{verified.phone} is verified.")
 
-        modal = OtpVerifyModal(phone, int(sent.get("expires_in", 300)), check)
+        modal = OtpVerifyModal(phone, sent.expires_in, check)
         self.app.push_screen(modal, done)
 
     @work(exclusive=True, group="subscribers-change", exit_on_error=False)
@@ -360,8 +322,7 @@ class SubscribersScreen(ModeScreen):
         if not subscriber.email:
             self.notify("Add an e-mail address first: TGTG logs in by e-mail.", severity="warning")
             return
-        answer = await self.api.post(f"/api/v1/subscribers/{subscriber.id}/tgtg/login", json={})
-        login = TgtgLogin.of(answer["account"])
+        login = await self.api.start_tgtg_login(subscriber.id)
         self.notify(f"TGTG login {login.state}: TGTG mailed a PIN to {login.email}; press p.")
         self.load_detail(subscriber.id, popup=False)
 
@@ -373,13 +334,10 @@ class SubscribersScreen(ModeScreen):
         if self.file is not None and self.file.subscriber.id == subscriber.id and self.file.tgtg:
             email = self.file.tgtg.email
 
-        async def submit(pin: str) -> TgtgLogin:
-            answer = await self.api.post(
-                f"/api/v1/subscribers/{subscriber.id}/tgtg/pin", json={"pin": pin}
-            )
-            return TgtgLogin.of(answer["account"])
+        async def submit(pin: str) -> TgtgAccount:
+            return await self.api.enter_tgtg_pin(subscriber.id, pin)
 
-        def done(login: TgtgLogin | None) -> None:
+        def done(login: TgtgAccount | None) -> None:
             if login is not None:
                 self.notify(f"TGTG login {login.state} for {login.email}.")
                 self.load_detail(subscriber.id, popup=False)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from tui.format import when
+from tui.records import LoggedMessage
 
 # Rows left below the cursor (or the view) when the next older page is asked for: far enough
 # ahead that scrolling with the keyboard seldom waits for it.
@@ -39,51 +39,6 @@ COLUMNS = {
     "text": ("Text", 20),
 }
 MIN_TEXT_WIDTH = 10
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedMessage:
-    """One message of the log as the API shows it (times stay ISO text, as the API wrote them)."""
-
-    id: int
-    channel: str
-    recipient: str
-    subject: str | None
-    body: str
-    kind: str
-    status: str
-    provider: str | None
-    attempts: int
-    last_error: str | None
-    created_at: str
-    updated_at: str
-    sent_at: str | None = None
-    delivered_at: str | None = None
-    segments: int | None = None
-    encoding: str | None = None
-    idempotency_key: str | None = None
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> LoggedMessage:
-        return cls(
-            id=int(data["id"]),
-            channel=str(data["channel"]),
-            recipient=str(data["recipient"]),
-            subject=data.get("subject"),
-            body=str(data.get("body") or ""),
-            kind=str(data["kind"]),
-            status=str(data["status"]),
-            provider=data.get("provider"),
-            attempts=int(data.get("attempts") or 0),
-            last_error=data.get("last_error"),
-            created_at=str(data["created_at"]),
-            updated_at=str(data["updated_at"]),
-            sent_at=data.get("sent_at"),
-            delivered_at=data.get("delivered_at"),
-            segments=data.get("segments"),
-            encoding=data.get("encoding"),
-            idempotency_key=data.get("idempotency_key"),
-        )
 
 
 def status_text(status: str) -> Text:

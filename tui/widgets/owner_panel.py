@@ -1,14 +1,14 @@
-"""What needs the owner now: the daemon's open owner alerts (/api/health's "owner")."""
+"""What needs the owner now: the daemon's open owner alerts (the health answer's "owner")."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
 
 from tui.format import ago, when
+from tui.records import Component
 
 # Beyond this many, one line says how many more (the panel sits above everything else).
 SHOWN = 4
@@ -28,22 +28,21 @@ class OwnerPanel(Static):
     def on_mount(self) -> None:
         self.border_title = "Needs you"
 
-    def show_owner(self, component: dict[str, Any] | None, now: datetime) -> None:
-        alerts = sorted(
-            (component or {}).get("open_alerts") or [], key=lambda a: str(a.get("raised_at"))
-        )
+    def show_owner(self, component: Component | None, now: datetime) -> None:
+        """`component` is the health answer's "owner" (None: a daemon without one)."""
+        alerts = sorted(component.open_alerts if component else (), key=lambda a: a.raised_at or "")
         self.display = bool(alerts)
         if not alerts:
             return
         text = Text()
         for alert in alerts[:SHOWN]:
-            raised = str(alert.get("raised_at") or "")
+            raised = alert.raised_at or ""
             text.append("● ", style="dark_orange")
-            text.append(str(alert.get("subject") or alert.get("key") or "?"), style="bold")
+            text.append(alert.subject or alert.key or "?", style="bold")
             text.append(f"  since {when(raised, now)} ({ago(raised, now)})\n", style="dim")
         if len(alerts) > SHOWN:
             text.append(f"… and {len(alerts) - SHOWN} more\n", style="dim")
-        if not (component or {}).get("reachable", True):
+        if component is not None and not component.reachable:
             text.append("No [owner] phone or e-mail is set: these are only in the log.\n")
         text.append("Each closes by itself once fixed; `shopbell doctor` says what to do.")
         self.update(text)

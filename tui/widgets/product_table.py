@@ -2,43 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable
 
-
-@dataclass(frozen=True, slots=True)
-class ProductView:
-    """A product as the API shows it to staff (price as text in the shop's currency)."""
-
-    id: int
-    sku: str
-    name: str
-    brand: str | None
-    category: str | None
-    price: str
-    price_minor: int
-    currency: str
-    stock: int
-    active: bool
-
-    @classmethod
-    def of(cls, body: dict[str, Any]) -> ProductView:
-        return cls(
-            id=int(body["id"]),
-            sku=str(body["sku"]),
-            name=str(body["name"]),
-            brand=body.get("brand"),
-            category=body.get("category"),
-            price=str(body["price"]),
-            price_minor=int(body["price_minor"]),
-            currency=str(body.get("currency", "")),
-            stock=int(body["stock"]),
-            active=bool(body.get("active", True)),
-        )
-
+from tui.records import Product
 
 # Explicit black on yellow: readable on the dark and the light theme alike.
 LOW_STYLE = "bold black on yellow"
@@ -58,10 +27,10 @@ class ProductTable(DataTable[str | Text]):
         self.add_column("Price", key="price")
         self.add_column("Stock", key="stock")
 
-    def is_low(self, product: ProductView) -> bool:
+    def is_low(self, product: Product) -> bool:
         return product.active and product.stock <= self.low_stock
 
-    def show(self, products: list[ProductView]) -> None:
+    def show(self, products: Sequence[Product]) -> None:
         keep = self.highlighted_id
         self.clear()
         for product in products:

@@ -1,11 +1,14 @@
-"""The providers of every channel and how each is doing, from /api/health's components."""
+"""The providers of every channel and how each is doing, from the health answer's components."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
+
+from tui.records import Component
 
 # The channels shown, in this order; each component lists its providers under "providers".
 CHANNELS = ("sms", "push", "email")
@@ -29,16 +32,15 @@ class ProviderTable(DataTable[Any]):
         self.show_cursor = False
         self.add_columns("channel", "provider", "state", "detail")
 
-    def show_health(self, components: dict[str, Any]) -> None:
+    def show_health(self, components: Mapping[str, Component]) -> None:
         """Replace the rows with the providers in `components` (the health answer's)."""
         self.clear()
         for channel in CHANNELS:
-            component = components.get(channel) or {}
-            providers = component.get("providers") or {}
-            if not providers:
-                detail = component.get("detail") or "not configured"
-                self.add_row(channel, "—", state_text(component.get("state", "down")), detail)
+            component = components.get(channel)
+            if component is None or not component.providers:
+                detail = (component.detail if component else None) or "not configured"
+                state = component.state if component else "down"
+                self.add_row(channel, "—", state_text(state), detail)
                 continue
-            for name, health in providers.items():
-                state = str(health.get("state", "down"))
-                self.add_row(channel, name, state_text(state), str(health.get("detail") or ""))
+            for name, health in component.providers.items():
+                self.add_row(channel, name, state_text(health.state), health.detail or "")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from rich.text import Text
 from textual.widgets import Static
+
+from tui.records import Today
 
 # What still waits to go; everything else is told for today only.
 QUEUE_ORDER = ("queued", "sending")
@@ -19,18 +21,18 @@ class QueuePanel(Static):
     QueuePanel { height: auto; padding: 0 1; }
     """
 
-    def show_stats(self, queue: dict[str, int], today: dict[str, Any]) -> None:
-        by_status = today.get("by_status") or {}
+    def show_stats(self, queue: Mapping[str, int], today: Today) -> None:
+        """`queue` counts the messages waiting by their state (a state with none is left out)."""
         day = [
-            ("sent", int(today.get("sent", 0)), ""),
-            ("delivered", int(today.get("delivered", 0)), ""),
-            ("failed", int(today.get("failed", 0)), "bold red"),
-            ("undelivered", int(by_status.get("undelivered", 0)), "dark_orange"),
-            ("cancelled", int(by_status.get("cancelled", 0)), ""),
+            ("sent", today.sent, ""),
+            ("delivered", today.delivered, ""),
+            ("failed", today.failed, "bold red"),
+            ("undelivered", today.by_status.get("undelivered", 0), "dark_orange"),
+            ("cancelled", today.by_status.get("cancelled", 0), ""),
         ]
         text = Text("Queue ", style="bold")
         for index, status in enumerate(QUEUE_ORDER):
-            count = int(queue.get(status, 0))
+            count = queue.get(status, 0)
             if index:
                 text.append_text(SEPARATOR)
             text.append(f"{count:,}", style="bold" if count else "dim")

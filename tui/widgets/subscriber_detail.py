@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -12,8 +11,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from storage.models import Subscriber
 from tui.format import ago, money, when
+from tui.records import Favorite, PushToken, Subscriber, TgtgAccount
 
 # What each TGTG login state asks of the shopkeeper.
 TGTG_HINTS = {
@@ -26,81 +25,13 @@ TGTG_HINTS = {
 
 
 @dataclass(frozen=True, slots=True)
-class TgtgLogin:
-    """The API's view of a subscriber's TGTG account (never its tokens)."""
-
-    email: str
-    state: str
-    state_detail: str | None
-    last_poll_at: str | None
-
-    @classmethod
-    def of(cls, body: dict[str, Any]) -> TgtgLogin:
-        return cls(
-            email=str(body.get("email", "")),
-            state=str(body.get("state", "")),
-            state_detail=body.get("state_detail"),
-            last_poll_at=body.get("last_poll_at"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FavoriteItem:
-    """A watched TGTG item and the last count the watcher saw."""
-
-    item_id: str
-    store_name: str | None
-    display_name: str | None
-    items_available: int
-    price_minor: int | None
-    currency: str | None
-
-    @classmethod
-    def of(cls, body: dict[str, Any]) -> FavoriteItem:
-        return cls(
-            item_id=str(body.get("item_id", "")),
-            store_name=body.get("store_name"),
-            display_name=body.get("display_name"),
-            items_available=int(body.get("items_available") or 0),
-            price_minor=body.get("price_minor"),
-            currency=body.get("currency"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceToken:
-    """A push token as the shopkeeper needs it: its end only, never the whole token."""
-
-    id: int
-    tail: str
-    platform: str | None
-    valid: bool
-    last_seen_at: str | None
-
-    @classmethod
-    def of(cls, body: dict[str, Any]) -> DeviceToken:
-        token = str(body.get("token", ""))
-        return cls(
-            id=int(body.get("id", 0)),
-            tail=token[-8:],
-            platform=body.get("platform"),
-            valid=bool(body.get("valid", True)),
-            last_seen_at=body.get("last_seen_at"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class SubscriberFile:
     """Everything the detail shows about one subscriber, loaded together."""
 
     subscriber: Subscriber
-    tgtg: TgtgLogin | None
-    favorites: tuple[FavoriteItem, ...]
-    tokens: tuple[DeviceToken, ...]
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat() if moment is not None else None
+    tgtg: TgtgAccount | None
+    favorites: tuple[Favorite, ...]
+    tokens: tuple[PushToken, ...]
 
 
 def render_file(file: SubscriberFile | None, now: datetime) -> RenderableType:
@@ -115,10 +46,10 @@ def render_file(file: SubscriberFile | None, now: datetime) -> RenderableType:
     facts.add_row("E-mail", s.email or "—")
     facts.add_row("Channels", ", ".join(s.channels) or "—")
     if s.opted_out_at is not None:
-        facts.add_row("Opted out", Text(when(_iso(s.opted_out_at), now), style="bold red"))
+        facts.add_row("Opted out", Text(when(s.opted_out_at, now), style="bold red"))
     else:
         facts.add_row("Opted out", "no")
-    verified = when(_iso(s.verified_at), now) if s.verified_at else "not yet (press v)"
+    verified = when(s.verified_at, now) if s.verified_at else "not yet (press v)"
     facts.add_row("Verified", verified)
     facts.add_row("Watches", ", ".join(s.watch_items) or "every favourite")
     facts.add_row("Price drops", "alerted" if s.price_drop_alerts else "not alerted")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.widgets import DataTable
 
-from storage.models import Subscriber
+from tui.records import Subscriber
 
 
 def status_of(subscriber: Subscriber) -> Text:
@@ -28,7 +30,7 @@ class SubscriberTable(DataTable[str | Text]):
         self.add_column("E-mail", key="email")
         self.add_column("Status", key="status")
 
-    def show(self, subscribers: list[Subscriber]) -> None:
+    def show(self, subscribers: Sequence[Subscriber]) -> None:
         keep = self.highlighted_id
         self.clear()
         for subscriber in subscribers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from tui.format import ago
+from tui.records import TgtgAccount
 
 STATE_STYLE = {
     "active": "green",
@@ -20,7 +22,7 @@ STATE_STYLE = {
 
 
 class TgtgTable(DataTable[Any]):
-    """One row per TGTG account (from /api/v1/tgtg/accounts): e-mail, state, last poll."""
+    """One row per TGTG account (ApiClient.tgtg_accounts): e-mail, state, last poll."""
 
     DEFAULT_CSS = """
     TgtgTable { height: auto; max-height: 12; }
@@ -31,18 +33,17 @@ class TgtgTable(DataTable[Any]):
         self.show_cursor = False
         self.add_columns("account", "state", "last poll", "fails", "detail")
 
-    def show_accounts(self, accounts: list[dict[str, Any]], now: datetime) -> None:
+    def show_accounts(self, accounts: Sequence[TgtgAccount], now: datetime) -> None:
         self.clear()
         if not accounts:
             self.add_row("no TGTG accounts", "", "", "", "")
             return
         for account in accounts:
-            state = str(account.get("state", ""))
-            last = account.get("last_poll_at")
+            last = account.last_poll_at
             self.add_row(
-                str(account.get("email", "")),
-                Text(state, style=STATE_STYLE.get(state, "")),
+                account.email,
+                Text(account.state, style=STATE_STYLE.get(account.state, "")),
                 f"{ago(last, now)} ago" if last else "never",
-                str(account.get("failures", 0)),
-                str(account.get("state_detail") or ""),
+                str(account.failures),
+                account.state_detail or "",
             )

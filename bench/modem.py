@@ -74,14 +74,14 @@ UNCAPPED_SEGMENTS_PER_MINUTE = 100_000.0
 
 # `python -c` text that starts the daemon with ModemProvider given another segment rate.
 LAUNCHER = """
-import os, runpy, sys
+import dataclasses, os, runpy, sys
 # daemon/app/wiring.py imports the provider from its module when the modem is configured.
 import providers.modem.provider as modem_provider
 _Modem = modem_provider.ModemProvider
 class _BenchModem(_Modem):
-    def __init__(self, **kwargs):
-        kwargs["segments_per_minute"] = float(os.environ["BENCH_MODEM_SEGMENTS_PER_MINUTE"])
-        super().__init__(**kwargs)
+    def __init__(self, config, **kwargs):
+        rate = float(os.environ["BENCH_MODEM_SEGMENTS_PER_MINUTE"])
+        super().__init__(dataclasses.replace(config, segments_per_minute=rate), **kwargs)
 modem_provider.ModemProvider = _BenchModem
 sys.argv = ["daemon", *sys.argv[1:]]
 runpy.run_module("daemon", run_name="__main__", alter_sys=True)

@@ -246,10 +246,24 @@ class ModemSettings(_Section):
     pin: SecretStr = SecretStr("")
     smsc: str = ""
     segments_per_minute: float = Field(default=10.0, gt=0, le=6000)
+    # Segments that may go out back to back before segments_per_minute paces them.
+    segments_burst: int = Field(default=3, ge=1, le=100)
     send_timeout_seconds: float = Field(default=35.0, ge=5, le=300)
     status_reports: bool = True
+    # The daemon's own, for matching reports to messages; the rest go to the modem whole
+    # (daemon.app.wiring.modem_config).
     report_window_hours: float = Field(default=48.0, gt=0, le=24 * 14)
     multipart_timeout_seconds: float = Field(default=600.0, ge=5, le=86_400)
+    # How often the modem's memory is read for messages it did not announce.
+    poll_seconds: float = Field(default=60.0, ge=5, le=3600)
+    # How long a plain command (and the prompt before a segment) may take to be answered.
+    command_timeout_seconds: float = Field(default=5.0, ge=1, le=60)
+    # How long a modem just opened (powered up, replugged) may take to answer at all.
+    boot_timeout_seconds: float = Field(default=30.0, ge=5, le=600)
+    # How long the modem may search for a network before it counts as "no network".
+    registration_timeout_seconds: float = Field(default=60.0, ge=5, le=900)
+    # How often a ready modem's signal and registration are checked.
+    signal_seconds: float = Field(default=60.0, ge=5, le=3600)
     reconnect_max_seconds: float = Field(default=60.0, ge=1, le=3600)
 
     @property

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from daemon.config import Settings
+from daemon.config import ModemSettings, Settings
 from daemon.runtime.clock import Clock
 from daemon.services.outbox.breaker import CircuitBreaker
 from daemon.services.outbox.limits import TokenBucket
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from providers.fast2sms.provider import Fast2SmsProvider
     from providers.fcm.provider import FcmProvider
+    from providers.modem.config import ModemConfig
     from providers.modem.provider import ModemProvider
     from providers.twilio.provider import TwilioProvider
 
@@ -221,16 +222,29 @@ def _twilio(settings: Settings) -> TwilioProvider:
 def _modem(settings: Settings) -> ModemProvider:
     from providers.modem.provider import ModemProvider
 
-    conf = settings.modem
-    return ModemProvider(
+    return ModemProvider(modem_config(settings.modem))
+
+
+def modem_config(conf: ModemSettings) -> ModemConfig:
+    """The [modem] section as the record the provider and its driver read, key for key: the
+    one place it is built (the daemon, `shopbell doctor` and `shopbell modem probe`)."""
+    from providers.modem.config import ModemConfig
+
+    return ModemConfig(
         port=conf.port,
         baudrate=conf.baudrate,
-        pin=conf.pin.get_secret_value() or None,
-        smsc=conf.smsc or None,
+        pin=conf.pin.get_secret_value(),
+        smsc=conf.smsc,
         segments_per_minute=conf.segments_per_minute,
+        segments_burst=conf.segments_burst,
         send_timeout_seconds=conf.send_timeout_seconds,
         status_reports=conf.status_reports,
         multipart_timeout_seconds=conf.multipart_timeout_seconds,
+        poll_seconds=conf.poll_seconds,
+        command_timeout_seconds=conf.command_timeout_seconds,
+        boot_timeout_seconds=conf.boot_timeout_seconds,
+        registration_timeout_seconds=conf.registration_timeout_seconds,
+        signal_seconds=conf.signal_seconds,
         reconnect_max_seconds=conf.reconnect_max_seconds,
     )
 

@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from providers.modem.at import CR, ESC, AtChannel, Urc
+from providers.modem.config import ModemConfig
 from providers.modem.errors import (
     AtError,
     AtTimeout,
@@ -53,6 +54,14 @@ CME_PUK_NEEDED = frozenset({12, 18})
 # SIM busy (14) right after unlocking, Wavecom's "busy, init in progress" (515), CMS 314:
 # wait and ask again (python-gsmmodem adds 0.2 s to its delay each time it sees one).
 BUSY_STEP_SECONDS = 0.2
+# ...for up to this long. Not a setting: a SIM still busy after that is stuck rather than
+# slow; initialisation then fails and starts over after a reconnect, which gives a slow one
+# the same time again.
+BUSY_TIMEOUT_SECONDS = 20.0
+# The first wait before reopening a port that went away, doubling up to
+# [modem] reconnect_max_seconds. Not a setting: a replugged stick is usually back within a
+# second, and how long the daemon keeps trying quickly is what the maximum already decides.
+RECONNECT_MIN_SECONDS = 0.5
 # Three timeouts in a row: the modem is stuck; reopen the port (gammu and smstools reconnect
 # after repeated errors).
 WATCHDOG_TIMEOUTS = 3
@@ -200,45 +209,24 @@ class PduPart(Protocol):
 class ModemDriver:
     """One GSM modem on one serial port. `start()` returns at once; the port may come later.
 
-    Timeouts: `command_timeout` for plain commands and the `> ` prompt, `send_timeout` for the
-    answer to a PDU, `boot_timeout` for the first OK after opening the port,
-    `registration_timeout` before "no network" is declared (registration is still watched),
-    `busy_timeout` for SIM-busy retries. Reconnects back off from `reconnect_min` doubling
-    to `reconnect_max` seconds. The signal is refreshed every `signal_interval` seconds.
+    It reads its settings from `config` under their config names: `command_timeout_seconds`
+    for plain commands and the `> ` prompt, `send_timeout_seconds` for the answer to a PDU,
+    `boot_timeout_seconds` for the first answer after opening the port,
+    `registration_timeout_seconds` before "no network" is declared (registration is still
+    watched), `signal_seconds` between two checks of a ready modem (signal, registration).
+    Reconnects back off from `RECONNECT_MIN_SECONDS` doubling to `reconnect_max_seconds`.
     """
 
-    def __init__(
-        self,
-        *,
-        port: str,
-        baudrate: int = 115200,
-        pin: str | None = None,
-        smsc: str | None = None,
-        command_timeout: float = 5.0,
-        send_timeout: float = 35.0,
-        boot_timeout: float = 30.0,
-        registration_timeout: float = 60.0,
-        busy_timeout: float = 20.0,
-        signal_interval: float = 60.0,
-        reconnect_min: float = 0.5,
-        reconnect_max: float = 60.0,
-    ) -> None:
-        self.port = port
-        self._baudrate = baudrate
-        self._pin = pin or None
-        self._smsc = smsc or None
-        self._command_timeout = command_timeout
-        self._send_timeout = send_timeout
-        self._boot_timeout = boot_timeout
-        self._registration_timeout = registration_timeout
-        self._busy_timeout = busy_timeout
-        self._signal_interval = signal_interval
-        self._reconnect_min = reconnect_min
-        self._reconnect_max = max(reconnect_max, reconnect_min)
+    def __init__(self, config: ModemConfig) -> None:
+        self.config = config
+        self.port = config.port
+        self._pin = config.pin or None
+        self._smsc = config.smsc or None
+        self._reconnect_max = max(config.reconnect_max_seconds, RECONNECT_MIN_SECONDS)
         self.events: asyncio.Queue[ModemEvent] = asyncio.Queue()
         self.info = ModemInfo()
         self._state = ModemState.DISCONNECTED
-        self._detail = f"{port}: not opened yet"
+        self._detail = f"{config.port}: not opened yet"
         self._state_changed = asyncio.Event()
         self._channel: AtChannel | None = None
         self._task: asyncio.Task[None] | None = None
@@ -329,8 +317,8 @@ class ModemDriver:
             lines = await channel.send_pdu(
                 part.tpdu_length,
                 part.pdu,
-                prompt_timeout=self._command_timeout,
-                answer_timeout=self._send_timeout,
+                prompt_timeout=self.config.command_timeout_seconds,
+                answer_timeout=self.config.send_timeout_seconds,
             )
         except AtTimeout:
             self._note_timeout(channel)
@@ -357,7 +345,9 @@ class ModemDriver:
             for memory in self._memories:
                 try:
                     async with self._in_memory(memory):
-                        lines = await self._command("AT+CMGL=4", seconds=self._send_timeout)
+                        lines = await self._command(
+                            "AT+CMGL=4", seconds=self.config.send_timeout_seconds
+                        )
                 except AtError as exc:
                     # An empty memory answers CMS 321 on some modems; a missing one errors.
                     logger.debug("listing %s: %s", memory or "the current memory", exc)
@@ -386,7 +376,7 @@ class ModemDriver:
         deleted = 0
         async with self._storage_lock, self._in_memory(memory):
             try:
-                lines = await self._command("AT+CMGL=4", seconds=self._send_timeout)
+                lines = await self._command("AT+CMGL=4", seconds=self.config.send_timeout_seconds)
             except AtError as exc:
                 # An empty memory answers CMS 321 on some modems.
                 logger.debug("listing %s: %s", memory or "the current memory", exc)
@@ -440,11 +430,14 @@ class ModemDriver:
     # -- supervisor -------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        delay = self._reconnect_min
+        delay = RECONNECT_MIN_SECONDS
         while not self._closed:
             try:
                 channel = await AtChannel.open(
-                    self.port, baudrate=self._baudrate, on_urc=self._on_urc, on_gone=self._on_gone
+                    self.port,
+                    baudrate=self.config.baudrate,
+                    on_urc=self._on_urc,
+                    on_gone=self._on_gone,
                 )
             except PortGone as exc:
                 self._set_state(ModemState.DISCONNECTED, f"{exc}; retrying in {delay:g} s")
@@ -459,7 +452,7 @@ class ModemDriver:
                 await self._initialise(channel)
                 # A settled state (ready, no network, or waiting for the operator): the next
                 # outage starts its backoff from the bottom again.
-                delay = self._reconnect_min
+                delay = RECONNECT_MIN_SECONDS
                 await self._watch(channel)
                 if channel.error is not None:
                     reason = str(channel.error)
@@ -488,7 +481,7 @@ class ModemDriver:
             if self._state is ModemState.NO_NETWORK:
                 interval = REGISTRATION_POLL_SECONDS
             else:
-                interval = self._signal_interval
+                interval = self.config.signal_seconds
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await channel.gone.wait()
@@ -545,19 +538,21 @@ class ModemDriver:
         # ends it, the other arrives with no command waiting while we wait for the line to
         # go quiet, and is dropped.
         with contextlib.suppress(AtError, AtTimeout):
-            await channel.command("AT", seconds=min(1.0, self._command_timeout))
+            await channel.command("AT", seconds=min(1.0, self.config.command_timeout_seconds))
         await channel.settle()
-        deadline = time.monotonic() + self._boot_timeout
+        deadline = time.monotonic() + self.config.boot_timeout_seconds
         while True:
             try:
-                await channel.command("AT", seconds=min(1.0, self._command_timeout))
+                await channel.command("AT", seconds=min(1.0, self.config.command_timeout_seconds))
                 return
             except AtError:
                 # Any answer means it is alive: some modems refuse even AT until the PIN.
                 return
             except AtTimeout:
                 if time.monotonic() >= deadline:
-                    raise InitFailed(f"no answer to AT within {self._boot_timeout:g} s") from None
+                    raise InitFailed(
+                        f"no answer to AT within {self.config.boot_timeout_seconds:g} s"
+                    ) from None
             await asyncio.sleep(0.5)
 
     async def _basic_settings(self) -> None:
@@ -588,7 +583,7 @@ class ModemDriver:
             try:
                 # Exactly once: no busy retry here, whatever the answer.
                 await self._command(
-                    f'AT+CPIN="{self._pin}"', seconds=max(self._command_timeout, 10)
+                    f'AT+CPIN="{self._pin}"', seconds=max(self.config.command_timeout_seconds, 10)
                 )
             except AtError as exc:
                 self._pin_rejected = True
@@ -613,7 +608,7 @@ class ModemDriver:
 
     async def _pin_status(self) -> str:
         """'READY', 'SIM PIN', 'SIM PUK', 'SIM MISSING' or the modem's own words."""
-        deadline = time.monotonic() + self._busy_timeout
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         step = 0.0
         while True:
             try:
@@ -686,7 +681,7 @@ class ModemDriver:
         if level == "1":
             return
         logger.info("modem on %s: radio off (CFUN %s); switching it on", self.port, level or "?")
-        await self._busy_retry("AT+CFUN=1", seconds=max(self._command_timeout, 15.0))
+        await self._busy_retry("AT+CFUN=1", seconds=max(self.config.command_timeout_seconds, 15.0))
 
     async def _service_centre(self) -> None:
         try:
@@ -760,7 +755,7 @@ class ModemDriver:
         )
 
     async def _wait_registration(self) -> None:
-        deadline = time.monotonic() + self._registration_timeout
+        deadline = time.monotonic() + self.config.registration_timeout_seconds
         # Quick at first (a modem that was registered a moment ago), then once a second as
         # python-gsmmodem does.
         pause = 0.1
@@ -771,7 +766,7 @@ class ModemDriver:
                 self._set_state(
                     ModemState.NO_NETWORK,
                     f"not registered with a network ({word}) after "
-                    f"{self._registration_timeout:g} s",
+                    f"{self.config.registration_timeout_seconds:g} s",
                 )
                 return
             await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
@@ -829,7 +824,7 @@ class ModemDriver:
         try:
             lines = await channel.command(
                 command,
-                seconds=self._command_timeout if seconds is None else seconds,
+                seconds=self.config.command_timeout_seconds if seconds is None else seconds,
                 lenient_prefix=lenient_prefix,
             )
         except AtTimeout:
@@ -847,7 +842,7 @@ class ModemDriver:
         """Run a command, asking again while the SIM or modem says it is busy (CME 14/515,
         CMS 314). With `also_plain_error`, a bare ERROR is retried too: SIMCom modules answer
         SMS commands with ERROR until they print "SMS Ready"."""
-        deadline = time.monotonic() + self._busy_timeout
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         step = 0.0
         while True:
             try:

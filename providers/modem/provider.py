@@ -46,6 +46,7 @@ from providers.base import (
     SendResult,
     TransientError,
 )
+from providers.modem.config import ModemConfig
 from providers.modem.driver import (
     SIM_READY_STATES,
     DirectMessage,
@@ -214,8 +215,8 @@ class ModemProvider:
     """SMS through a GSM/LTE modem on a serial port; also a source of inbound SMS.
 
     `start()` connects in the background and returns at once: the daemon starts without the
-    modem, and health() says what is missing. Beyond the config keys, the keyword arguments
-    after `reconnect_max_seconds` tune timings (tests shorten them).
+    modem, and health() says what is missing. `config` is the [modem] section whole, shared
+    with the driver; `monotonic` is the clock of the rate limit and the inbound timers.
     """
 
     name = "modem"
@@ -223,52 +224,18 @@ class ModemProvider:
     delivers = True
 
     def __init__(
-        self,
-        *,
-        port: str,
-        baudrate: int = 115200,
-        pin: str | None = None,
-        smsc: str | None = None,
-        segments_per_minute: float = 10.0,
-        send_timeout_seconds: float = 35.0,
-        status_reports: bool = True,
-        multipart_timeout_seconds: float = 600.0,
-        reconnect_max_seconds: float = 60.0,
-        segments_burst: int = 3,
-        command_timeout_seconds: float = 5.0,
-        boot_timeout_seconds: float = 30.0,
-        registration_timeout_seconds: float = 60.0,
-        poll_seconds: float = 60.0,
-        signal_seconds: float = 60.0,
-        reconnect_min_seconds: float = 0.5,
-        monotonic: Callable[[], float] = time.monotonic,
+        self, config: ModemConfig, *, monotonic: Callable[[], float] = time.monotonic
     ) -> None:
-        if not port:
-            raise ValueError("the modem needs a serial port")
-        if segments_per_minute <= 0:
-            raise ValueError("modem segments_per_minute must be above 0")
-        if send_timeout_seconds <= 0 or multipart_timeout_seconds <= 0:
-            raise ValueError("modem timeouts must be above 0")
-        self.port = port
-        self._status_reports = status_reports
-        self._multipart_timeout = multipart_timeout_seconds
-        self._poll_seconds = poll_seconds
-        self._send_guard = command_timeout_seconds + send_timeout_seconds + SEND_GUARD_SLACK
-        self._monotonic = monotonic
-        self.driver = ModemDriver(
-            port=port,
-            baudrate=baudrate,
-            pin=pin,
-            smsc=smsc,
-            command_timeout=command_timeout_seconds,
-            send_timeout=send_timeout_seconds,
-            boot_timeout=boot_timeout_seconds,
-            registration_timeout=registration_timeout_seconds,
-            signal_interval=signal_seconds,
-            reconnect_min=reconnect_min_seconds,
-            reconnect_max=reconnect_max_seconds,
+        self.config = config
+        self.port = config.port
+        self._send_guard = (
+            config.command_timeout_seconds + config.send_timeout_seconds + SEND_GUARD_SLACK
         )
-        self._bucket = _TokenBucket(segments_per_minute / 60.0, segments_burst, monotonic)
+        self._monotonic = monotonic
+        self.driver = ModemDriver(config)
+        self._bucket = _TokenBucket(
+            config.segments_per_minute / 60.0, config.segments_burst, monotonic
+        )
         self._send_lock = asyncio.Lock()
         # A rolling concatenation reference: random at start so a restart does not reuse the
         # last ones (a phone would merge parts of two messages with the same reference).
@@ -325,7 +292,7 @@ class ModemProvider:
                 try:
                     async with asyncio.timeout(self._send_guard):
                         references.append(await self.driver.send_pdu(part))
-                    if self._status_reports and self.driver.report_routing == "silent":
+                    if self.config.status_reports and self.driver.report_routing == "silent":
                         self._unannounced += 1
                 except TimeoutError:
                     raise TransientError(
@@ -436,7 +403,7 @@ class ModemProvider:
                 message.body,
                 concat_ref=ref,
                 ref_bits=8,
-                status_report=self._status_reports,
+                status_report=self.config.status_reports,
                 validity_seconds=message.validity_seconds,
             )
         except ValueError as exc:
@@ -590,7 +557,7 @@ class ModemProvider:
         return max(0.0, min(deadlines) - self._monotonic())
 
     def _expiry(self, group: _Group) -> float:
-        return group.first_seen + self._multipart_timeout
+        return group.first_seen + self.config.multipart_timeout_seconds
 
     async def _handle(self, event: ModemEvent) -> None:
         if isinstance(event, Ready):
@@ -627,7 +594,7 @@ class ModemProvider:
 
     async def _reconcile(self) -> None:
         """Read every stored message (URCs get lost while we are away) and hand them up."""
-        self._next_reconcile = self._monotonic() + self._poll_seconds
+        self._next_reconcile = self._monotonic() + self.config.poll_seconds
         stored = await self.driver.list_stored()
         on_modem = {(item.memory, item.index) for item in stored}
         # A part that is no longer listed was deleted behind our back; its index may now hold
@@ -718,7 +685,7 @@ class ModemProvider:
             return
         parts = [group.parts[seq] for seq in sorted(group.parts)]
         # If this fails, try again later, not on every turn of the pump.
-        retry_at = self._monotonic() + min(self._poll_seconds, RETRY_SECONDS)
+        retry_at = self._monotonic() + min(self.config.poll_seconds, RETRY_SECONDS)
         try:
             committed = await self._commit(parts, partial=partial)
         except ModemError:

@@ -105,15 +105,12 @@ def modem_probe(ctx: click.Context, port: str | None, wait: float) -> None:
     device = port or conf.port
     if not device:
         fail("no modem port: give --port or set [modem] port")
+    from daemon.app.wiring import modem_config
     from providers.modem.driver import PARKED_STATES, ModemDriver, ModemInfo, ModemState
 
-    driver = ModemDriver(
-        port=device,
-        baudrate=conf.baudrate,
-        pin=conf.pin.get_secret_value() or None,
-        smsc=conf.smsc or None,
-        registration_timeout=wait,
-    )
+    # The daemon's own record of [modem], with the port and the registration wait given here.
+    probing = conf.model_copy(update={"port": device, "registration_timeout_seconds": wait})
+    driver = ModemDriver(modem_config(probing))
     settled = {ModemState.READY, *PARKED_STATES, ModemState.NO_NETWORK}
 
     async def probe() -> tuple[str, str, ModemInfo]:

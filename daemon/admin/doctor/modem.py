@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from daemon.admin.doctor.check import STATE_STATUS, Check, Context, DaemonState, not_configured
+from daemon.app.wiring import modem_config
+
+if TYPE_CHECKING:
+    from providers.modem.config import ModemConfig
 
 # Below this a modem's SMS often fail to go out.
 WEAK_SIGNAL_DBM = -100
-MODEM_COMMAND_SECONDS = 3.0
 
 
 async def check_modem(ctx: Context) -> list[Check]:
@@ -17,7 +22,7 @@ async def check_modem(ctx: Context) -> list[Check]:
     if state.running:
         # The daemon owns the port: a second opener would fight it. Ask it instead.
         return [_modem_from_health(state)]
-    return [await _probe_modem(conf.port, conf.baudrate, bool(conf.pin.get_secret_value()))]
+    return [await _probe_modem(modem_config(conf))]
 
 
 def _modem_from_health(state: DaemonState) -> Check:
@@ -55,13 +60,15 @@ def _modem_fix(detail: str) -> str:
     return "check the cable and [modem] port; the shopbell user needs the dialout group"
 
 
-async def _probe_modem(port: str, baudrate: int, pin_configured: bool) -> Check:
-    """AT, AT+CPIN?, AT+CSQ, AT+CREG?/AT+CEREG?, AT+COPS?: read-only questions, no PIN typed."""
+async def _probe_modem(config: ModemConfig) -> Check:
+    """AT, AT+CPIN?, AT+CSQ, AT+CREG?/AT+CEREG?, AT+COPS?: read-only questions, no PIN typed.
+    Each waits as long as the daemon would ([modem] command_timeout_seconds)."""
     from providers.modem.at import AtChannel
     from providers.modem.errors import AtError, AtTimeout, ModemError, PortGone
 
+    port, seconds = config.port, config.command_timeout_seconds
     try:
-        channel = await AtChannel.open(port, baudrate=baudrate)
+        channel = await AtChannel.open(port, baudrate=config.baudrate)
     except PortGone as exc:
         return Check(
             "modem",
@@ -73,9 +80,7 @@ async def _probe_modem(port: str, baudrate: int, pin_configured: bool) -> Check:
 
     async def ask(command: str, prefix: str | None = None) -> str | None:
         try:
-            lines = await channel.command(
-                command, seconds=MODEM_COMMAND_SECONDS, lenient_prefix=prefix
-            )
+            lines = await channel.command(command, seconds=seconds, lenient_prefix=prefix)
         except AtError:
             return None
         for line in lines:
@@ -85,7 +90,7 @@ async def _probe_modem(port: str, baudrate: int, pin_configured: bool) -> Check:
 
     try:
         try:
-            await channel.command("AT", seconds=MODEM_COMMAND_SECONDS)
+            await channel.command("AT", seconds=seconds)
         except AtError:
             pass  # some modems refuse everything, even AT, until the PIN is in: it answered
         except AtTimeout:
@@ -96,9 +101,7 @@ async def _probe_modem(port: str, baudrate: int, pin_configured: bool) -> Check:
                 "is it the modem's AT port (a stick often has several)? check [modem] baudrate",
             )
         try:
-            sim = await channel.command(
-                "AT+CPIN?", seconds=MODEM_COMMAND_SECONDS, lenient_prefix="+CPIN"
-            )
+            sim = await channel.command("AT+CPIN?", seconds=seconds, lenient_prefix="+CPIN")
             sim_state = next(
                 (line.split(":", 1)[1].strip().upper() for line in sim if line.startswith("+CPIN")),
                 "",
@@ -121,7 +124,7 @@ async def _probe_modem(port: str, baudrate: int, pin_configured: bool) -> Check:
     network = f"registered on {operator or 'a network'}" if registered else "not registered"
     found = f"{port}: SIM {sim_state.lower() or 'state unknown'}, {network}, {signal}"
     if sim_state in ("SIM PIN", "SIM PIN2"):
-        if pin_configured:
+        if config.pin:
             return Check(
                 "modem",
                 "WARN",

@@ -13,6 +13,7 @@ import serial_asyncio_fast
 from providers.modem.driver import ModemDriver, ModemState, Ready
 from providers.modem.pdu import Deliver, decode, encode_submit
 from providers.modem.simulator import ModemSimulator
+from tests.providers.modem.configs import fast_config
 
 PIN = "1234"
 TO = "+4915112340000"
@@ -47,18 +48,8 @@ async def make_driver(link: Path) -> AsyncIterator[MakeDriver]:
     made: list[ModemDriver] = []
 
     async def make(**settings: Any) -> ModemDriver:
-        options: dict[str, Any] = {
-            "port": str(link),
-            "command_timeout": 1.0,
-            "send_timeout": 2.0,
-            "boot_timeout": 3.0,
-            "registration_timeout": 2.0,
-            "busy_timeout": 3.0,
-            "signal_interval": 0.2,
-            "reconnect_min": 0.05,
-            "reconnect_max": 0.2,
-        }
-        driver = ModemDriver(**(options | settings))
+        # The signal checked often, so tests see the driver's watch at work.
+        driver = ModemDriver(fast_config(str(link), **({"signal_seconds": 0.2} | settings)))
         made.append(driver)
         await driver.start()
         return driver
@@ -215,7 +206,7 @@ async def test_sim_missing(make_sim, make_driver) -> None:
 async def test_no_network_then_registration(make_sim, make_driver) -> None:
     sim = await make_sim()
     sim.set_registration(3)  # denied
-    driver = await make_driver(registration_timeout=0.3)
+    driver = await make_driver(registration_timeout_seconds=0.3)
     await settled(driver, ModemState.NO_NETWORK)
     assert "registration denied" in driver.detail
     # The SIM is usable without a network: stored messages can be read already.
@@ -284,7 +275,7 @@ async def test_a_modem_restart_is_noticed_and_initialised_again(make_sim, make_d
 
 async def test_a_stuck_modem_is_reopened(make_sim, make_driver) -> None:
     sim = await make_sim()
-    driver = await make_driver(command_timeout=0.2, signal_interval=60.0)
+    driver = await make_driver(command_timeout_seconds=0.2, signal_seconds=60.0)
     await settled(driver)
     for _ in range(3):
         sim.silent_next("AT+CSQ")

@@ -20,6 +20,7 @@ from providers.base import (
 from providers.modem.driver import ModemState
 from providers.modem.provider import ModemInbound, ModemProvider, ModemReport
 from providers.modem.simulator import ModemSimulator
+from tests.providers.modem.configs import fast_config
 
 TO = "+4915112340000"
 SENDER = "+4915199999999"
@@ -81,19 +82,14 @@ async def make_provider(link: Path) -> AsyncIterator[MakeProvider]:
     made: list[ModemProvider] = []
 
     async def make(
-        *, inbox: Inbox | None = None, start: bool = True, wait: bool = True, **settings: Any
+        *,
+        inbox: Inbox | None = None,
+        start: bool = True,
+        wait: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+        **settings: Any,
     ) -> ModemProvider:
-        options: dict[str, Any] = {
-            "port": str(link),
-            "segments_per_minute": 60_000.0,
-            "send_timeout_seconds": 2.0,
-            "reconnect_max_seconds": 0.2,
-            "command_timeout_seconds": 1.0,
-            "boot_timeout_seconds": 3.0,
-            "registration_timeout_seconds": 2.0,
-            "reconnect_min_seconds": 0.05,
-        }
-        provider = ModemProvider(**(options | settings))
+        provider = ModemProvider(fast_config(str(link), **settings), monotonic=monotonic)
         made.append(provider)
         if inbox is not None:
             provider.on_inbound = inbox.inbound

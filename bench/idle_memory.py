@@ -54,7 +54,7 @@ from bench._daemon import (  # noqa: E402
 )
 from providers.modem.simulator import ModemSimulator  # noqa: E402
 from tests.peers.fast2sms import API_KEY as FAST2SMS_KEY  # noqa: E402
-from tests.peers.fast2sms import running_fast2sms  # noqa: E402
+from tests.peers.fast2sms import Fast2SmsPeer  # noqa: E402
 from tests.peers.fcm import FcmPeer  # noqa: E402
 from tests.peers.tgtg import TgtgPeer  # noqa: E402
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer  # noqa: E402
@@ -221,7 +221,7 @@ def every_provider(folder: Path, settle: float) -> str:
         TwilioPeer() as twilio,
         FcmPeer() as fcm,
         TgtgPeer() as tgtg,
-        running_fast2sms() as fast2sms,
+        Fast2SmsPeer() as fast2sms,
         SimulatorThread(link),
     ):
         account = fcm.write_service_account(folder / "fcm.json")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -21,6 +18,7 @@ from providers.base import (
     TransientError,
 )
 from providers.fast2sms.client import Fast2SmsClient, Reply, dlt_body, quick_sms_body
+from providers.retry_after import parse_retry_after
 from providers.sms_text import analyze
 
 logger = logging.getLogger(__name__)
@@ -194,7 +192,7 @@ class Fast2SmsProvider:
             return TransientError(
                 f"Fast2SMS rate limit (HTTP 429): {said}",
                 code=code_text,
-                retry_after=_retry_after_seconds(reply.retry_after),
+                retry_after=parse_retry_after(reply.retry_after),
             )
         if status >= 500 or status == 408:
             # Their server or a proxy in front of it is in trouble; their body codes are not
@@ -228,23 +226,3 @@ class Fast2SmsProvider:
         if len(text) > _MAX_DETAIL:
             text = text[: _MAX_DETAIL - 1] + "…"
         return text
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

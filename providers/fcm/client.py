@@ -1,7 +1,7 @@
 """FCM's HTTP v1 send API on the wire: pyfcm's FCMNotification, aimed at a base URL, bounded.
 
 pyfcm 2.1.1 builds the v1 payload and the endpoint; what it does not do safely from a daemon is
-replaced here (providers.md section 2): each worker thread refreshing its own OAuth token,
+replaced here (docs/fcm.md, "pyfcm notes"): each worker thread refreshing its own OAuth token,
 a retry adapter that can hold a thread for minutes on a 503, unbounded recursive sleeps on
 Retry-After, and a 403 whose body is thrown away. So the OAuth credentials are loaded once and
 shared under a lock, the adapter retries a 502/503 at most twice with short waits, Retry-After
@@ -16,8 +16,6 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +27,8 @@ from google.oauth2 import service_account
 from pyfcm import FCMNotification
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from providers.retry_after import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -168,24 +168,6 @@ def load_service_account(path: str, project_id: str = "") -> ServiceAccount:
             f"{where}: its private_key cannot be loaded (not a PEM RSA private key)"
         ) from None
     return ServiceAccount(credentials, project, str(info["client_email"]))
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def bounded_retry() -> Retry:
@@ -395,7 +377,7 @@ class FcmWire(FCMNotification):
         """Send one message to one token or one topic; FCM's message name, or a WireError."""
         if (token is None) == (topic is None):
             raise ValueError("give exactly one of token and topic")
-        # FCM takes only string values (providers.md 2.2); pyfcm does not check.
+        # FCM takes only string values (docs/fcm.md, "Sending a message"); pyfcm does not check.
         payload = {str(key): str(value) for key, value in (data or {}).items()}
         result = self.notify(
             fcm_token=token,

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from providers.tgtg.errors import (
@@ -24,6 +23,8 @@ from providers.tgtg.errors import (
 
 if TYPE_CHECKING:
     import httpx
+
+from providers.retry_after import parse_retry_after
 
 DEFAULT_BASE_URL = "https://apptoogoodtogo.com/api/"
 APK_VERSION = "24.11.0"
@@ -393,15 +394,4 @@ def _with_cookie(tokens: Tokens, cookie: str | None) -> Tokens:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return parse_retry_after(response.headers.get("retry-after"))

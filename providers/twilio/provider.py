@@ -25,7 +25,7 @@ from providers.twilio.client import (
     TWILIO_API_URL,
     ApiError,
     BadAnswer,
-    BadBaseUrl,
+    BadSetting,
     TransportError,
     TwilioWire,
     WireError,
@@ -38,13 +38,13 @@ T = TypeVar("T")
 # Twilio's bounds for ValidityPeriod, in seconds.
 VALIDITY_MIN = 1
 VALIDITY_MAX = 36_000
-# The outer asyncio guard fires this long after the HTTP timeout. urllib3's read timeout bounds
+# The outer asyncio guard fires this long after the HTTP timeout. requests' read timeout bounds
 # each socket wait, not the whole exchange, so a server trickling bytes could outlast it.
 GUARD_SLACK_SECONDS = 2.0
 # health() asks Twilio at most this often; /api/health may be polled far more often.
 HEALTH_CACHE_SECONDS = 30.0
 
-# Twilio error codes (providers.md 1.4) and what they mean for the outbox.
+# Twilio error codes (docs/twilio.md, "Error codes") and what they mean for the outbox.
 # The recipient cannot get SMS from us: fail at once, never retry, no failover.
 RECIPIENT_CODES = frozenset({21211, 21614, 21635, 30004, 30005, 30006})
 OPTED_OUT_CODE = 21610
@@ -203,13 +203,13 @@ class TwilioProvider:
             ) from None
 
     def _map(self, exc: WireError) -> ProviderError:
-        """Our error class for a wire failure (the table in providers.md 1.4)."""
+        """Our error class for a wire failure (the table in docs/twilio.md, "Error codes")."""
         if isinstance(exc, ApiError):
             return self._map_api_error(exc)
         if isinstance(exc, TransportError):
             text = str(exc) + (_FINAL_WORDS if exc.maybe_sent else "")
             return TransientError(self._scrub(text))
-        if isinstance(exc, BadBaseUrl | BadAnswer):
+        if isinstance(exc, BadSetting | BadAnswer):
             # Retrying will not fix a wrong address or whatever answers at it.
             return ProviderDown(self._scrub(str(exc)))
         return ProviderDown(self._scrub(f"Twilio failed: {type(exc).__name__}"))

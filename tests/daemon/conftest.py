@@ -1,10 +1,9 @@
-"""Fixtures for the daemon's tests: free ports and the daemon run as a real subprocess."""
+"""Fixtures for the daemon's tests: the daemon run as a real subprocess."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,12 +15,6 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DaemonProcess:

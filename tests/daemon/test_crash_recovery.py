@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port, wait_until
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer
 
 MESSAGES = 500
@@ -50,10 +51,7 @@ def test_kill_9_mid_dispatch_loses_nothing(
                 )
                 assert response.status_code == 201, response.text
         # Let part of the queue go out, then pull the plug mid-dispatch.
-        deadline = time.monotonic() + 30
-        while len(twilio.sent) < MESSAGES // 3:
-            assert time.monotonic() < deadline, "dispatch never got going"
-            time.sleep(0.01)
+        wait_until(lambda: len(twilio.sent) >= MESSAGES // 3, "dispatch to get going", timeout=30)
         daemon.signal(signal.SIGKILL)
         assert daemon.wait() == -signal.SIGKILL
         at_crash = statuses(database)
@@ -64,10 +62,12 @@ def test_kill_9_mid_dispatch_loses_nothing(
 
         again = spawn("--config", str(config), "run")
         again.wait_ready(port)
-        deadline = time.monotonic() + 60
-        while statuses(database)["sent"] < MESSAGES:
-            assert time.monotonic() < deadline, f"not all sent: {statuses(database)}"
-            time.sleep(0.1)
+        wait_until(
+            lambda: statuses(database)["sent"] >= MESSAGES,
+            lambda: f"all sent; got {statuses(database)}",
+            timeout=60,
+            interval=0.1,
+        )
         again.signal(signal.SIGTERM)
         assert again.wait() == 0
 

@@ -29,8 +29,9 @@ from daemon.services.care.backups import Backups
 from daemon.services.outbox.service import Outbox
 from daemon.services.owner import OwnerAlerts
 from storage.database import Database
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
 from tests.daemon.test_modem_e2e import SimThread
+from tests.helpers import free_port
 from tests.peers.twilio import TwilioPeer
 
 SMTP_USER = "shop@example.com"
@@ -225,7 +226,7 @@ def test_twilio_probe_ok_with_good_credentials_and_sends_nothing(
     assert found.startswith("OK"), result.output
     assert "sending as +15005550006" in found
     assert twilio.sent == []
-    assert [(r.method, r.path) for r in twilio.requests] == [
+    assert [(r.method, r.path) for r in twilio.received] == [
         ("GET", f"/2010-04-01/Accounts/{twilio.account_sid}.json")
     ]
     assert line(result, "sms").startswith("OK")

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.daemon.conftest import REPO, free_port
+from tests.daemon.conftest import REPO
+from tests.helpers import free_port
 
 # Runs in the child: the daemon in the main thread (it owns the signals), the look from a
 # thread once the URL (argv[2]) answers.

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 from twilio.request_validator import RequestValidator
 
-from tests.daemon.conftest import DaemonProcess, free_port
-from tests.daemon.test_modem_e2e import SimThread, wait_for
+from tests.daemon.conftest import DaemonProcess
+from tests.daemon.test_modem_e2e import SimThread
+from tests.helpers import free_port, wait_until
 
 AUTH_TOKEN = "twilio-auth-token-for-the-webhook-0001"
 BY_TWILIO = "+33612345001"
@@ -75,8 +76,10 @@ def test_the_same_stop_by_twilio_and_by_modem_takes_the_one_entry(
         answer = httpx.post(url, data=form, headers={"X-Twilio-Signature": signature})
         sim.call(lambda: sim.sim.receive(BY_MODEM, "STOP"))
 
-        wait_for(lambda: f"inbound: SMS from {BY_MODEM} via modem (stop)" in daemon.output, "modem")
-        confirmations = wait_for(
+        wait_until(
+            lambda: f"inbound: SMS from {BY_MODEM} via modem (stop)" in daemon.output, "modem"
+        )
+        confirmations = wait_until(
             lambda: [
                 s for s in sim.call(lambda: list(sim.sim.sent)) if s.submit.number == BY_MODEM
             ],

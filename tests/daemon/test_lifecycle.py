@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port
 
 Spawn = Callable[..., DaemonProcess]
 

@@ -9,7 +9,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import httpx
 import pytest
 
 from daemon.runtime.logs import QUIET_LIBRARIES, setup_logging
-from tests.daemon.conftest import REPO, free_port
+from tests.daemon.conftest import REPO
+from tests.helpers import free_port, wait_until
 
 SECRET = "hunter2-very-secret-value"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
@@ -139,9 +139,7 @@ def test_a_daemon_under_journald_and_with_a_log_file(
             stderr=sink,
         )
     try:
-        deadline = time.monotonic() + 30
-        while "ready:" not in stderr.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: "ready:" in stderr.read_text(), "ready: in the log", timeout=30)
         assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

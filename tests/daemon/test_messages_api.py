@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon.conftest import REPO, DaemonProcess, free_port
+from tests.daemon.conftest import REPO, DaemonProcess
+from tests.helpers import free_port, wait_until
 
 
 @pytest.fixture
@@ -37,13 +37,14 @@ def running(
 
 
 def wait_status(client: httpx.Client, message_id: int, want: str) -> dict:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        body = client.get(f"/api/v1/messages/{message_id}").json()
-        if body["message"]["status"] == want:
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"message {message_id} never reached {want}: {body}")
+    def message() -> dict:
+        return client.get(f"/api/v1/messages/{message_id}").json()
+
+    return wait_until(
+        lambda: (body := message())["message"]["status"] == want and body,
+        lambda: f"message {message_id} to reach {want}; it is {message()}",
+        timeout=10,
+    )
 
 
 def test_smss_sends_through_the_console_and_logs_every_step(running) -> None:
@@ -156,13 +157,12 @@ def test_cli_send_and_messages(running) -> None:
     sent = shopbell("send", "--to", "+201009129288", "Hello from the CLI")
     assert sent.returncode == 0, sent.stderr
     assert "queued" in sent.stdout and "+201009129288" in sent.stdout
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        listed = shopbell("messages", "--status", "sent")
-        if "Hello from the CLI" in listed.stdout:
-            break
-        time.sleep(0.2)
-    assert "Hello from the CLI" in listed.stdout
+    wait_until(
+        lambda: "Hello from the CLI" in shopbell("messages", "--status", "sent").stdout,
+        "`shopbell messages --status sent` to list it",
+        timeout=10,
+        interval=0.2,
+    )
     bad = shopbell("send", "--to", "nope", "x")
     assert bad.returncode == 1
     assert "to:" in bad.stderr

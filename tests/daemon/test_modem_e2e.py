@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -19,7 +18,8 @@ import httpx
 import pytest
 
 from providers.modem.simulator import ModemSimulator
-from tests.daemon.conftest import REPO, DaemonProcess, free_port
+from tests.daemon.conftest import REPO, DaemonProcess
+from tests.helpers import free_port, wait_until
 
 CUSTOMER = "+33612345678"
 
@@ -56,16 +56,6 @@ class SimThread:
         self.thread.join(timeout=5)
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def modem_daemon(
     spawn: Callable[..., DaemonProcess], write_config: Callable[..., Path], tmp_path: Path
@@ -87,7 +77,7 @@ def modem_daemon(
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         ) as client:
-            wait_for(
+            wait_until(
                 lambda: (
                     client.get("/api/health")
                     .json()["components"]["sms"]["providers"]
@@ -115,11 +105,11 @@ def test_send_long_message_through_the_modem_and_get_it_delivered(modem_daemon) 
     created = client.post("/api/v1/messages", json={"to": CUSTOMER, "body": text})
     message_id = created.json()["message"]["id"]
     assert created.json()["message"]["segments"] == 2
-    wait_for(lambda: len(sim.call(lambda: list(sim.sim.sent))) == 2, "two segments at the modem")
+    wait_until(lambda: len(sim.call(lambda: list(sim.sim.sent))) == 2, "two segments at the modem")
     sent = sim.call(lambda: list(sim.sim.sent))
     assert "".join(s.submit.text for s in sent) == text
     assert all(s.submit.number == CUSTOMER for s in sent)
-    wait_for(lambda: status_of(client, message_id) == "delivered", "both delivery reports")
+    wait_until(lambda: status_of(client, message_id) == "delivered", "both delivery reports")
     events = client.get(f"/api/v1/messages/{message_id}").json()["events"]
     assert [e["state"] for e in events][-2:] == ["sent", "delivered"]
 
@@ -127,22 +117,22 @@ def test_send_long_message_through_the_modem_and_get_it_delivered(modem_daemon) 
 def test_inbound_stop_opts_out_and_is_confirmed_then_deleted(modem_daemon) -> None:
     client, sim, daemon = modem_daemon
     # The message that waited on the SIM was read at start, stored, and then deleted.
-    wait_for(lambda: "+33700000001" in daemon.output, "the preloaded message to be read")
-    wait_for(lambda: not sim.call(lambda: dict(sim.sim.stored)), "the SIM to be emptied")
+    wait_until(lambda: "+33700000001" in daemon.output, "the preloaded message to be read")
+    wait_until(lambda: not sim.call(lambda: dict(sim.sim.stored)), "the SIM to be emptied")
 
     sim.call(lambda: sim.sim.receive(CUSTOMER, "STOP"))
-    wait_for(
+    wait_until(
         lambda: (
             client.post("/smss", json={"contact": CUSTOMER, "message": "Bags!"}).status_code == 409
         ),
         "the opt-out",
     )
-    confirmation = wait_for(
+    confirmation = wait_until(
         lambda: [s for s in sim.call(lambda: list(sim.sim.sent)) if s.submit.number == CUSTOMER],
         "the STOP confirmation to go out",
     )
     assert "START" in confirmation[0].submit.text
-    wait_for(lambda: not sim.call(lambda: dict(sim.sim.stored)), "the STOP to be deleted")
+    wait_until(lambda: not sim.call(lambda: dict(sim.sim.stored)), "the STOP to be deleted")
     replies = client.get("/api/v1/messages", params={"kind": "reply"}).json()["messages"]
     assert replies and replies[0]["recipient"] == CUSTOMER
 

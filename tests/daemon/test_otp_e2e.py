@@ -10,7 +10,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon.conftest import REPO, DaemonProcess, free_port
-from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, Reply, TwilioPeer
+from tests.daemon.conftest import REPO, DaemonProcess
+from tests.helpers import free_port, wait_until
+from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, Fault, TwilioPeer
 
 CUSTOMER = "+33612345678"
 SECOND = "+33612345679"
@@ -34,16 +34,6 @@ class Running:
     daemon: DaemonProcess
     config: Path
     database: Path
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 15.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -83,7 +73,7 @@ def running(
 
 def received_code(twilio: TwilioPeer, to: str, count: int = 1) -> tuple[str, dict[str, str]]:
     """The code in the latest SMS the fake Twilio received for `to`: what the customer reads."""
-    sent = wait_for(
+    sent = wait_until(
         lambda: [r for r in twilio.sent if r.form.get("To") == to][count - 1 :],
         f"SMS number {count} to {to}",
     )
@@ -128,7 +118,7 @@ def test_the_whole_flow_against_the_fake_twilio(running: Running) -> None:
     status = client.get(f"/api/otp-status/{CUSTOMER}")
     assert status.json()["pending"] is True
     assert code not in status.text
-    wait_for(
+    wait_until(
         lambda: client.get(f"/api/otp-status/{CUSTOMER}").json()["delivery"] == "sent",
         "the status to show the SMS sent",
     )
@@ -161,14 +151,14 @@ def test_the_whole_flow_against_the_fake_twilio(running: Running) -> None:
     assert results == [200] + [400] * 7
 
     # The sweep runs on its schedule, is recorded, and blanks the codes' sent texts.
-    wait_for(
+    wait_until(
         lambda: query(
             running.database,
             "SELECT count(*) FROM job_runs WHERE job_id = 'otp-sweep' AND outcome = 'ok'",
         )[0][0],
         "an otp-sweep run in job_runs",
     )
-    wait_for(
+    wait_until(
         lambda: (
             not any(
                 code in body or second_code in body
@@ -190,11 +180,11 @@ def test_the_whole_flow_against_the_fake_twilio(running: Running) -> None:
 
 def test_a_failing_provider_is_reported_as_failed_not_delivered(running: Running) -> None:
     client, twilio = running.client, running.twilio
-    twilio.script(Reply.error(21211, message="Invalid 'To' Phone Number"), to=BROKEN)
+    twilio.script(Fault.error(21211, message="Invalid 'To' Phone Number"), match=BROKEN)
     sent = client.post("/api/send-otp", json={"phone": BROKEN})
     assert sent.status_code == 200
     assert sent.json()["status"] == "queued"
-    status = wait_for(
+    status = wait_until(
         lambda: (
             (body := client.get(f"/api/otp-status/{BROKEN}").json())["delivery"] == "failed"
             and body

@@ -3,11 +3,9 @@ within the hourly limit; a provider down past N minutes, or a locked SIM, alerts
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import json
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -26,7 +24,7 @@ from daemon.services.care.provider_watch import ProviderWatch
 from daemon.services.outbox.service import Outbox
 from providers.base import ProviderHealth
 from storage.database import Database
-from tests.daemon.conftest import free_port
+from tests.helpers import free_port, wait_until_async
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer
 
 OWNER_PHONE = "+33612345678"
@@ -89,13 +87,6 @@ def settings_for(tmp_path: Path, twilio: TwilioPeer, smtp_port: int, **owner: An
     )
 
 
-async def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 def texts(twilio: TwilioPeer) -> list[str]:
     return [r.form["Body"] for r in twilio.sent]
 
@@ -114,7 +105,7 @@ async def test_an_alert_reaches_phone_and_mail_once_per_key_across_a_restart(
         assert (
             await first.services.owner.alert("disk-low", "shopbell: the disk is filling") is False
         )
-        await wait_for(lambda: twilio.sent and mailbox.received, "the SMS and the e-mail")
+        await wait_until_async(lambda: twilio.sent and mailbox.received, "the SMS and the e-mail")
     finally:
         await first._shutdown()
     [sms] = twilio.sent
@@ -132,18 +123,20 @@ async def test_an_alert_reaches_phone_and_mail_once_per_key_across_a_restart(
         owner = second.services.owner
         assert await owner.alert("disk-low", "shopbell: the disk is filling") is False
         assert await owner.alert("backup-failing", "shopbell: backups failing") is True
-        await wait_for(lambda: len(twilio.sent) == 2 and len(mailbox.received) == 2, "alert 2")
+        await wait_until_async(
+            lambda: len(twilio.sent) == 2 and len(mailbox.received) == 2, "alert 2"
+        )
         assert texts(twilio) == ["shopbell: the disk is filling", "shopbell: backups failing"]
 
         # Over, then back: the owner hears of the recovery, and of the next time.
         await owner.clear("disk-low", "shopbell: disk space is back")
         assert await owner.alert("disk-low", "shopbell: the disk is filling again") is True
-        await wait_for(lambda: len(twilio.sent) == 4, "the recovery and the new alert")
+        await wait_until_async(lambda: len(twilio.sent) == 4, "the recovery and the new alert")
         assert texts(twilio)[2:] == [
             "shopbell: disk space is back",
             "shopbell: the disk is filling again",
         ]
-        await wait_for(lambda: len(mailbox.received) == 4, "their e-mails")
+        await wait_until_async(lambda: len(mailbox.received) == 4, "their e-mails")
         assert mailbox.received[2]["Subject"] == "Corner Shop: resolved: disk-low"
     finally:
         await second._shutdown()
@@ -340,7 +333,7 @@ async def test_the_daemon_tells_the_owner_when_twilio_stays_down(
         assert await daemon.scheduler.run_job("provider-health") == "ok"
         clock.advance(16 * 60)
         assert await daemon.scheduler.run_job("provider-health") == "ok"
-        await wait_for(lambda: mailbox.received, "the owner's e-mail")
+        await wait_until_async(lambda: mailbox.received, "the owner's e-mail")
         [mail] = mailbox.received
         assert mail["Subject"] == "shopbell: twilio is down"
         assert "twilio has been down for 16 min: the Twilio account is suspended" in (

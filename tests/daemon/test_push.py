@@ -38,6 +38,7 @@ from storage.database import Database
 from storage.messages import get_message
 from storage.models import Message, PushToken
 from storage.push import TOPIC_PREFIX, notification_messages, token_by_value
+from tests.helpers import wait_until_async
 from tests.peers.fcm import Fault, FcmPeer
 from tests.storage import factories as f
 
@@ -130,16 +131,16 @@ async def test_a_thousand_token_notification_records_every_outcome(
     dead, malformed, bad_payload = tokens[0:40], tokens[100:110], tokens[200:205]
     quota_once, unavailable_once = tokens[300:320], tokens[400:1000:60]
     for token in dead:
-        peer.script(Fault.dead(), token=token)
+        peer.script(Fault.dead(), match=token)
     for token in malformed:
-        peer.script(Fault.malformed(), token=token)
+        peer.script(Fault.malformed(), match=token)
     for token in bad_payload:
-        peer.script(Fault.bad_payload(), token=token)
+        peer.script(Fault.bad_payload(), match=token)
     for token in quota_once:
-        peer.script(Fault.quota(retry_after="1"), token=token, times=1)
+        peer.script(Fault.quota(retry_after="1"), match=token, times=1)
     for token in unavailable_once:
         # Every try of the adapter's first round fails; the outbox's retry goes through.
-        peer.script(Fault.unavailable(), token=token, times=3)
+        peer.script(Fault.unavailable(), match=token, times=3)
     rig = await make_rig()
 
     queued = await rig.push.send_to_tokens(tokens, "Fresh bread", "Bags are in", {"store": "12"})
@@ -181,7 +182,7 @@ async def test_a_dead_token_is_never_sent_to_again_until_it_registers(
     peer: FcmPeer, make_rig: Callable[..., Awaitable[Rig]]
 ) -> None:
     rig = await make_rig()
-    peer.script(Fault.dead(), token="gone")
+    peer.script(Fault.dead(), match="gone")
     first = await rig.push.send_to_tokens(["alive", "gone"], "Hi", "First")
     await rig.settle(list(first.messages))
     gone = await rig.token("gone")
@@ -191,7 +192,7 @@ async def test_a_dead_token_is_never_sent_to_again_until_it_registers(
     second = await rig.push.send_to_tokens(["alive", "gone"], "Hi", "Second")
     assert [m.status for m in second.messages] == ["queued", "cancelled"]
     await rig.settle(list(second.messages))
-    assert [s.token for s in peer.sends].count("gone") == 1
+    assert [s.token for s in peer.received].count("gone") == 1
     with pytest.raises(EnqueueError) as refused:
         await rig.outbox.enqueue(EnqueueRequest(channel="push", recipient="gone", body="x"))
     assert refused.value.status == 409 and refused.value.field == "recipient"
@@ -228,10 +229,9 @@ async def test_fcm_down_pushes_wait_and_go_when_it_is_back(
     rig = await make_rig(threads=2)
     peer.stop()
     queued = await rig.push.send_to_tokens([f"d{n}" for n in range(6)], "Hi", "Later")
-    deadline = time.monotonic() + 10
-    while rig.breaker.state == "closed":
-        assert time.monotonic() < deadline, "FCM never counted as down"
-        await asyncio.sleep(0.05)
+    await wait_until_async(
+        lambda: rig.breaker.state != "closed", "FCM to count as down", timeout=10, interval=0.05
+    )
     await asyncio.sleep(1.0)  # a while down: claims, probes, rests
     rows = await rig.db.execute(lambda c: [get_message(c, m.id) for m in queued.messages])
     assert all(m is not None and m.status in ("queued", "sending") for m in rows)

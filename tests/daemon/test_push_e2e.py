@@ -7,14 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.daemon.conftest import REPO, DaemonProcess, free_port
+from tests.daemon.conftest import REPO, DaemonProcess
+from tests.helpers import free_port, wait_until
 from tests.peers.fcm import PROJECT_ID, Fault, FcmPeer
 
 TOKEN = "dyimeAKczeP3UJ8ynvI1I2:APA91bHQFAK2d28Tyfg89zqWVrPynCCEXF9eNnRW705fFxEdDE4klEBsq"
@@ -57,22 +57,12 @@ def start(
         daemon.wait()
 
 
-def wait_for(check: Callable[[], object], what: str, timeout: float = 15.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def outcomes(client: httpx.Client, notification_id: int) -> list[dict]:
     return client.get(f"/api/v1/notifications/{notification_id}").json()["outcomes"]
 
 
 def settled(client: httpx.Client, notification_id: int) -> list[dict]:
-    return wait_for(  # type: ignore[return-value]
+    return wait_until(  # type: ignore[return-value]
         lambda: (
             (rows := outcomes(client, notification_id))
             and all(r["status"] in FINAL for r in rows)
@@ -106,7 +96,7 @@ def test_push_through_fcm_end_to_end(peer: FcmPeer, start, tmp_path: Path) -> No
     assert push["state"] == "ok" and push["chain"] == ["fcm"]
     assert PROJECT_ID in push["providers"]["fcm"]["detail"]
 
-    peer.script(Fault.dead(), token="uninstalled")
+    peer.script(Fault.dead(), match="uninstalled")
     created = client.post(
         "/notifications/tokens",
         json={"tokens": [TOKEN, "uninstalled", "second"], "title": "Fresh bread", "body": "Hi"},
@@ -123,7 +113,7 @@ def test_push_through_fcm_end_to_end(peer: FcmPeer, start, tmp_path: Path) -> No
     assert all(s.message["notification"]["title"] == "Fresh bread" for s in peer.accepted)
 
     # The daemon's opt-out hook marked the dead token; it is never sent to again.
-    dead = wait_for(
+    dead = wait_until(
         lambda: client.get("/api/v1/push-tokens", params={"valid": "false"}).json()["tokens"],
         "the dead token to be marked",
     )
@@ -134,7 +124,7 @@ def test_push_through_fcm_end_to_end(peer: FcmPeer, start, tmp_path: Path) -> No
     ).json()
     [cancelled] = settled(client, again["notification_id"])
     assert cancelled["status"] == "cancelled"
-    assert [s.token for s in peer.sends].count("uninstalled") == 1
+    assert [s.token for s in peer.received].count("uninstalled") == 1
 
     # The CLI, through the API: a topic, and a token with data.
     result = shopbell(config, "push", "--topic", "news", "--title", "News", "--body", "Open at 9")
@@ -142,7 +132,7 @@ def test_push_through_fcm_end_to_end(peer: FcmPeer, start, tmp_path: Path) -> No
     assert "to topic news: 1 message(s) queued" in result.stdout
     result = shopbell(config, "push", "--token", TOKEN, "--body", "Bags", "--data", "store=12")
     assert result.returncode == 0, result.stderr
-    wait_for(lambda: len(peer.accepted) == 4, "the CLI's pushes to reach FCM")
+    wait_until(lambda: len(peer.accepted) == 4, "the CLI's pushes to reach FCM")
     topic, with_data = peer.accepted[2:]
     if topic.topic is None:
         topic, with_data = with_data, topic
@@ -178,7 +168,7 @@ def test_an_unusable_key_file_is_reported_and_the_rest_runs(start, tmp_path: Pat
     )
     assert created.status_code == 200
     notification_id = created.json()["notification_id"]
-    waiting = wait_for(
+    waiting = wait_until(
         lambda: [
             r
             for r in outcomes(client, notification_id)
@@ -189,7 +179,7 @@ def test_an_unusable_key_file_is_reported_and_the_rest_runs(start, tmp_path: Pat
     assert waiting
     sms = client.post("/smss", json={"contact": "+201009129288", "message": "still works"})
     message_id = sms.json()["message_id"]
-    wait_for(
+    wait_until(
         lambda: client.get(f"/api/v1/messages/{message_id}").json()["message"]["status"] == "sent",
         "the SMS to go out through the console",
     )

@@ -8,7 +8,6 @@ import asyncio
 import email
 import email.policy
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
@@ -40,6 +39,7 @@ from storage import orders, products
 from storage.database import Database
 from storage.messages import get_message
 from storage.models import Message
+from tests.helpers import free_port
 
 SHOP = "Corner Shop"
 FINAL = {"sent", "delivered", "failed", "cancelled", "undelivered"}
@@ -69,12 +69,6 @@ class Handler:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.received.append(parsed)  # type: ignore[arg-type]
         return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

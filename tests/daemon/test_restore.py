@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 from daemon.admin.cli import cli
 from daemon.runtime.lock import InstanceLock
 from storage.admin import backup_file, check_file, migrate_file
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port
 
 
 @pytest.fixture

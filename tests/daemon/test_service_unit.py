@@ -18,7 +18,8 @@ from click.testing import CliRunner, Result
 
 from daemon.admin.cli import cli
 from daemon.admin.service_unit import UnitSpec, reference_unit, render_unit
-from tests.daemon.conftest import REPO, DaemonProcess, free_port
+from tests.daemon.conftest import REPO, DaemonProcess
+from tests.helpers import free_port
 
 UNIT = REPO / "deploy" / "shopbell.service"
 ME = pwd.getpwuid(os.getuid()).pw_name

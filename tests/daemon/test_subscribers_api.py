@@ -16,7 +16,7 @@ from daemon.services.tgtg.watcher import Watcher, WatcherSettings
 from providers.tgtg.client import TgtgClient
 from storage.database import Database
 from tests.daemon.api.support import TOKEN, bearer, client_for
-from tests.peers.tgtg import PIN, TgtgPeer
+from tests.peers.tgtg import PIN, Fault, TgtgPeer
 
 ANA = "ana@example.com"
 OWNER = "+33699999999"
@@ -145,7 +145,7 @@ async def test_deleting_a_blocked_subscriber_closes_the_owners_alert(
     sid = (await client.post("/api/v1/subscribers", json={"email": ANA})).json()["subscriber"]["id"]
     await client.post(f"/api/v1/subscribers/{sid}/tgtg/login", json={})
     await client.post(f"/api/v1/subscribers/{sid}/tgtg/pin", json={"pin": PIN})
-    peer.fail(403, times=3, path="item/v8")
+    peer.script(Fault.captcha(), match="item/v8", times=3)
     await watcher.tick()
     blocked = await client.get(f"/api/v1/subscribers/{sid}/tgtg")
     assert blocked.json()["account"]["state"] == "blocked"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from daemon.runtime.systemd import Notifier, socket_address, watchdog_interval
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port, wait_until
 
 Spawn = Callable[..., DaemonProcess]
 
@@ -43,14 +44,13 @@ class NotifySocket:
             fields = dict(line.split("=", 1) for line in data.decode().splitlines())
             self.messages.append(fields)
 
-    def wait_for(self, key: str, timeout: float = 20.0) -> dict[str, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in list(self.messages):
-                if key in message:
-                    return message
-            time.sleep(0.02)
-        raise AssertionError(f"no {key} within {timeout}s; got {self.messages}")
+    def first_with(self, key: str) -> dict[str, str]:
+        """The first datagram that carries `key`, waiting for it to arrive."""
+        return wait_until(
+            lambda: next((message for message in list(self.messages) if key in message), None),
+            lambda: f"{key} on the notify socket; got {self.messages}",
+            interval=0.02,
+        )
 
     def count(self, key: str) -> int:
         return sum(1 for message in list(self.messages) if key in message)
@@ -89,22 +89,19 @@ def test_daemon_tells_systemd_ready_status_watchdog_and_stopping(
     env = daemon_env | {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}
     daemon, port = _daemon(spawn, write_config, env)
 
-    ready = systemd.wait_for("READY")
+    ready = systemd.first_with("READY")
     assert ready["READY"] == "1"
     # `systemctl status shopbell` shows where it serves and what waits.
     assert ready["STATUS"] == f"serving on http://127.0.0.1:{port}; 0 queued"
     assert "watchdog ping every 0.1s" in daemon.output
     # Pings keep coming from the running loop (every 0.1 s here).
     seen = systemd.count("WATCHDOG")
-    deadline = time.monotonic() + 10
-    while systemd.count("WATCHDOG") < seen + 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert systemd.count("WATCHDOG") >= seen + 3
+    wait_until(lambda: systemd.count("WATCHDOG") >= seen + 3, "3 more pings", timeout=10)
     assert all(m["WATCHDOG"] == "1" for m in systemd.messages if "WATCHDOG" in m)
 
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0, daemon.output
-    stopping = systemd.wait_for("STOPPING")
+    stopping = systemd.first_with("STOPPING")
     assert stopping == {"STOPPING": "1", "STATUS": "stopping"}
     # READY came once, before STOPPING.
     keys = [key for m in systemd.messages for key in m if key in ("READY", "STOPPING")]
@@ -120,12 +117,12 @@ def test_abstract_socket_and_no_watchdog_for_another_pid(
         # WATCHDOG_PID names another process of the unit: this one must not ping.
         env = daemon_env | {"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}
         daemon, _ = _daemon(spawn, write_config, env)
-        assert systemd.wait_for("READY")["READY"] == "1"
+        assert systemd.first_with("READY")["READY"] == "1"
         time.sleep(0.5)
         assert systemd.count("WATCHDOG") == 0
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0, daemon.output
-        systemd.wait_for("STOPPING")
+        systemd.first_with("STOPPING")
     finally:
         systemd.close()
 
@@ -145,7 +142,7 @@ async def test_a_hung_loop_stops_the_pings(notify_path: tuple[str, NotifySocket]
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "40000"}, pid=os.getpid())
     notifier.start_watchdog()
     await asyncio.sleep(0.2)
-    systemd.wait_for("WATCHDOG")
+    systemd.first_with("WATCHDOG")
     # The loop blocks (a stuck call in the loop thread): no pings while it is stuck, so
     # systemd's WatchdogSec runs out and it restarts the service.
     time.sleep(0.3)  # noqa: ASYNC251 - the stuck loop is the point; the last ping lands

@@ -12,23 +12,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.daemon.conftest import REPO, DaemonProcess, free_port
+from tests.daemon.conftest import REPO, DaemonProcess
+from tests.helpers import free_port, wait_until
 from tests.peers.tgtg import PIN, TgtgPeer
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer
 
 EMAIL = "ana@example.com"
 PHONE = "+33612345678"
 ITEM = "774625"
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 15.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_bags_appear_and_the_sms_arrives(
@@ -83,11 +74,11 @@ def test_bags_appear_and_the_sms_arrives(
         def favorites() -> list[dict[str, object]]:
             return api.get("/api/v1/tgtg/favorites").json()["favorites"]
 
-        wait_for(favorites, "the first poll")
+        wait_until(favorites, "the first poll")
         assert favorites()[0]["items_available"] == 0
         assert twilio.sent == []
         tgtg.set_count(ITEM, 3)
-        wait_for(lambda: twilio.sent, "the alert at the fake Twilio")
+        wait_until(lambda: twilio.sent, "the alert at the fake Twilio")
         [sms] = twilio.sent
         assert sms.form["To"] == PHONE
         assert "Bakery Blue" in sms.form["Body"] and "3 bags" in sms.form["Body"]

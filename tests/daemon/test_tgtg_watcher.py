@@ -22,7 +22,8 @@ from storage import subscribers
 from storage import tgtg as tgtg_rows
 from storage.database import Database
 from storage.models import Message, OwnerAlert, TgtgAccount
-from tests.peers.tgtg import PIN, TgtgPeer
+from tests.helpers import wait_until_async
+from tests.peers.tgtg import PIN, Fault, TgtgPeer
 
 ANA = "ana@example.com"
 BEN = "ben@example.com"
@@ -272,7 +273,7 @@ async def test_push_subscribers_get_a_push(world: World) -> None:
 async def test_429_backs_off_honouring_retry_after(world: World) -> None:
     watcher = world.watcher()
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.fail(429, retry_after="120", path="item/v8")
+    world.peer.script(Fault.too_many(retry_after="120"), match="item/v8", times=1)
     await world.poll(watcher, sid)
     account = await world.account(sid)
     assert account.failures == 1
@@ -291,7 +292,7 @@ async def test_429_backs_off_honouring_retry_after(world: World) -> None:
 async def test_5xx_backs_off_exponentially(world: World) -> None:
     watcher = world.watcher()
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.fail(503, times=2, path="item/v8")
+    world.peer.script(Fault.server_error(503), match="item/v8", times=2)
     waits = []
     for _ in range(2):
         await world.poll(watcher, sid)
@@ -304,7 +305,7 @@ async def test_5xx_backs_off_exponentially(world: World) -> None:
 async def test_403_blocks_tells_the_owner_once_and_recovers(world: World) -> None:
     watcher = world.watcher(owner_phone=OWNER, blocked_seconds=600)
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.fail(403, times=3, path="item/v8")
+    world.peer.script(Fault.captcha(), match="item/v8", times=3)
     await world.poll(watcher, sid)
     account = await world.account(sid)
     assert account.state == "blocked"
@@ -339,12 +340,12 @@ async def test_403_blocks_tells_the_owner_once_and_recovers(world: World) -> Non
 async def test_a_new_block_after_recovery_is_told_again(world: World) -> None:
     watcher = world.watcher(owner_phone=OWNER, blocked_seconds=60)
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.fail(403, times=1, path="item/v8")
+    world.peer.script(Fault.captcha(), match="item/v8", times=1)
     await world.poll(watcher, sid)
     world.clock.advance(70)
     await watcher.tick()
     assert (await world.account(sid)).state == "active"
-    world.peer.fail(403, times=1, path="item/v8")
+    world.peer.script(Fault.captcha(), match="item/v8", times=1)
     world.clock.advance(70)  # the next poll, jitter included
     await watcher.tick()
     assert (await world.account(sid)).state == "blocked"
@@ -361,7 +362,7 @@ async def test_403_without_an_owner_to_tell_is_logged(
 ) -> None:
     watcher = world.watcher()
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.fail(403, path="item/v8")
+    world.peer.script(Fault.captcha(), match="item/v8", times=1)
     await world.poll(watcher, sid)
     assert "nobody to tell" in caplog.text and "blocked" in caplog.text
     assert await world.system() == []
@@ -451,7 +452,7 @@ async def test_a_block_during_a_pending_login_resumes_the_login(world: World) ->
     watcher = world.watcher(owner_phone=OWNER, blocked_seconds=60)
     sid = await world.subscriber("+33611111111")
     await watcher.start_login(sid, ANA)
-    world.peer.fail(403, path="authByRequestPollingId")
+    world.peer.script(Fault.captcha(), match="authByRequestPollingId", times=1)
     world.clock.advance(70)
     await watcher.tick()
     assert (await world.account(sid)).state == "blocked"
@@ -479,14 +480,6 @@ async def _many_logged_in(world: World, watcher: Watcher, n: int) -> list[str]:
     return emails
 
 
-async def _until(check: Any, what: str) -> None:
-    for _ in range(500):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no {what}")
-
-
 async def test_the_window_timer_polls_the_item_at_its_time_from_the_reserve(world: World) -> None:
     watcher = world.watcher(requests_per_minute=10, poll_seconds=60)
     await _many_logged_in(world, watcher, 8)
@@ -506,8 +499,8 @@ async def test_the_window_timer_polls_the_item_at_its_time_from_the_reserve(worl
         await asyncio.sleep(0.05)
         assert world.peer.requests_to(SINGLE) == []  # the timer waits for its time
         world.clock.advance(0.2)
-        await _until(lambda: len(world.peer.requests_to(SINGLE)) == 1, "window poll")
-        await _until(lambda: watcher.next_window_at() is None, "window done")
+        await wait_until_async(lambda: len(world.peer.requests_to(SINGLE)) == 1, "window poll")
+        await wait_until_async(lambda: watcher.next_window_at() is None, "window done")
     finally:
         await watcher.stop()
     # No tick ran since the flip: the timer's one request saw it, and it served every
@@ -674,7 +667,8 @@ async def test_the_datadome_cookie_is_kept_and_sent_back(world: World) -> None:
     world.peer.datadome = None
     await world.poll(watcher, sid)
     assert world.peer.requests_to("item/v8")[-1].headers["cookie"] == "datadome=dd-fresh-1"
-    world.peer.fail(403, path="item/v8")  # the block sets its own datadome cookie
+    # The block sets its own datadome cookie.
+    world.peer.script(Fault.captcha(), match="item/v8", times=1)
     await world.poll(watcher, sid)
     assert (await world.account(sid)).cookie == "datadome=blocked"
     world.clock.advance(61)

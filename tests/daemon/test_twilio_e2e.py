@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port, wait_until
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer
 
 PUBLIC = "https://shop.example.com"
@@ -49,23 +49,13 @@ def setup(
         env_daemon.wait()
 
 
-def wait_for(check: Callable[[], object], what: str, timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_send_then_delivery_receipt(setup) -> None:
     client, twilio, local, daemon = setup
     assert "sms chain: twilio" in daemon.output
     assert AUTH_TOKEN not in daemon.output
     created = client.post("/smss", json={"contact": CUSTOMER, "message": "Your bag is ready"})
     message_id = created.json()["message_id"]
-    wait_for(lambda: twilio.sent, "the fake to receive the message")
+    wait_until(lambda: twilio.sent, "the fake to receive the message")
     [request] = twilio.sent
     assert request.form["To"] == CUSTOMER
     assert request.form["StatusCallback"] == f"{PUBLIC}/twilio/status"
@@ -74,7 +64,7 @@ def test_send_then_delivery_receipt(setup) -> None:
     def status() -> str:
         return client.get(f"/api/v1/messages/{message_id}").json()["message"]["status"]
 
-    wait_for(lambda: status() == "sent", "sent")
+    wait_until(lambda: status() == "sent", "sent")
     form = twilio.status_form(request.sid, "delivered")
     code, _ = twilio.callback(f"{local}/twilio/status", form, signed_url=f"{PUBLIC}/twilio/status")
     assert code == 200

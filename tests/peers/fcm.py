@@ -2,31 +2,29 @@
 
     with FcmPeer() as fcm:
         account = fcm.write_service_account(tmp_path / "service-account.json")
-        fcm.script(Fault.dead(), token="tok-gone")             # one token, for good
+        fcm.script(Fault.dead(), match="tok-gone")             # one token, for good
         fcm.script(Fault.quota(retry_after="2"), times=1)      # everyone, once
+        fcm.script(Fault.grant_refused(), match=TOKEN_PATH)    # the token endpoint refuses
         fcm.expire_access_token()                              # the next send with it: 401
         provider = FcmProvider(service_account_file=str(account), base_url=fcm.base_url)
         ...
-        assert fcm.sends[0].message["notification"]["title"] == "Hi"
+        assert fcm.received[0].message["notification"]["title"] == "Hi"
 
 The token endpoint runs the real JWT-bearer grant: it checks the assertion's RS256 signature
 against the public half of the key it wrote into the service-account file, its audience and
-its scope, and hands out access tokens the send endpoint then requires. A stdlib
-ThreadingHTTPServer in its own thread, as the fake Twilio, so sync and async tests both work.
+its scope, and hands out access tokens the send endpoint then requires. `match` is a send's
+target (its token, or "/topics/<name>"), or TOKEN_PATH for the token endpoint; the server
+thread, `script` and `received` come from tests/peers/_http.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import re
 import secrets
-import socket
-import threading
 import time
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -35,6 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 
+from tests.peers._http import HttpPeer, PeerHandler
+
 PROJECT_ID = "shopbell-fake"
 CLIENT_EMAIL = f"shopbell-push@{PROJECT_ID}.iam.gserviceaccount.com"
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -42,6 +42,7 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # google-auth addresses every service-account assertion to Google's endpoint, whatever the
 # file's token_uri says; the real endpoint checks this audience.
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
+TOKEN_PATH = "/token"  # where this fake's token endpoint listens (a service account's token_uri)
 _SEND_PATH = re.compile(r"/v1/projects/(?P<project>[^/]+)/messages:send")
 _FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -131,9 +132,15 @@ class Fault:
         """Success, but only after `seconds` (above the client's timeout: a hang)."""
         return cls(200, delay=seconds)
 
+    @classmethod
+    def grant_refused(cls, status: int = 400, error: str = "invalid_grant") -> Fault:
+        """For match=TOKEN_PATH: the token endpoint refuses with OAuth's `error` (400
+        invalid_grant: a deleted key; 503: Google down)."""
+        return cls(status, error_code=error, message="Fake token refusal")
+
 
 @dataclass(frozen=True, slots=True)
-class Send:
+class Received:
     """One messages:send request as the fake saw it, and what it answered."""
 
     project: str
@@ -159,80 +166,30 @@ class Grant:
     error: str | None = None
 
 
-@dataclass
-class _Rule:
-    fault: Fault
-    target: str | None
-    remaining: int | None
-
-
-class FcmPeer:
+class FcmPeer(HttpPeer[Received, Fault]):
     """The fake FCM and OAuth server; a context manager, or start() and stop()."""
 
     def __init__(self, *, project_id: str = PROJECT_ID, port: int = 0) -> None:
+        super().__init__(_Handler, port=port)
         self.project_id = project_id
         self.token_lifetime = 3599  # seconds, as Google's token endpoint says
         # True: every access token is refused (401), as when the key was revoked mid-way.
         self.reject_access_tokens = False
-        self._port = port
-        self._lock = threading.Lock()
-        self._sends: list[Send] = []
         self._grants: list[Grant] = []
-        self._rules: list[_Rule] = []
-        self._token_faults: list[tuple[int, str, int | None]] = []
         self._public_keys: dict[str, str] = {}  # private_key_id -> public key PEM
         self._valid_tokens: set[str] = set()
         self._expired_tokens: set[str] = set()
         self._names = itertools.count(1)
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self.private_key_pem = ""  # of the last service account written, for leak checks
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> FcmPeer:
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.peer = self
-        self._server = server
-        self._port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> FcmPeer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """What to give FcmProvider as base_url."""
-        return f"http://127.0.0.1:{self._port}"
+        return self.origin
 
     @property
     def token_uri(self) -> str:
-        return f"{self.base_url}/token"
+        return f"{self.base_url}{TOKEN_PATH}"
 
     # -- credentials -------------------------------------------------------------------------
 
@@ -279,38 +236,18 @@ class FcmPeer:
             self._expired_tokens |= self._valid_tokens
             self._valid_tokens.clear()
 
-    def fail_token_endpoint(
-        self, status: int = 400, error: str = "invalid_grant", *, times: int | None = None
-    ) -> None:
-        """Refuse token requests (400 invalid_grant: a deleted key; 503: Google down)."""
-        with self._lock:
-            self._token_faults.append((status, error, times))
-
-    # -- scripting and inspection ------------------------------------------------------------
-
-    def script(self, fault: Fault, *, token: str | None = None, times: int | None = None) -> None:
-        """Answer sends to `token` (or to "/topics/<name>", or to everyone when None) with
-        `fault`, `times` times or for good. A rule for the target wins over one for everyone;
-        older rules win over newer ones."""
-        with self._lock:
-            self._rules.append(_Rule(fault, token, times))
+    # -- inspection --------------------------------------------------------------------------
 
     def clear(self) -> None:
+        """Forget sends, grants, scripted faults and chaos."""
         with self._lock:
-            self._sends.clear()
+            super().clear()
             self._grants.clear()
-            self._rules.clear()
-            self._token_faults.clear()
 
     @property
-    def sends(self) -> list[Send]:
-        """Every messages:send request so far, in arrival order (a copy)."""
-        with self._lock:
-            return list(self._sends)
-
-    @property
-    def accepted(self) -> list[Send]:
-        return [send for send in self.sends if send.name is not None]
+    def accepted(self) -> list[Received]:
+        """The sends FCM accepted (they got a message name)."""
+        return [send for send in self.received if send.name is not None]
 
     @property
     def grants(self) -> list[Grant]:
@@ -326,14 +263,12 @@ class FcmPeer:
 
     def _grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            for index, (status, error, remaining) in enumerate(self._token_faults):
-                if remaining is not None:
-                    if remaining <= 1:
-                        del self._token_faults[index]
-                    else:
-                        self._token_faults[index] = (status, error, remaining - 1)
-                self._grants.append(Grant(status, None, None, error=error))
-                return status, {"error": error, "error_description": "Fake token refusal"}
+            # Only faults aimed at the token endpoint: the ones for everyone script sends.
+            refusal = self._take_fault(lambda match: match == TOKEN_PATH, everyone=False)
+            if refusal is not None:
+                error = refusal.error_code or "invalid_grant"
+                self._grants.append(Grant(refusal.status, None, None, error=error))
+                return refusal.status, {"error": error, "error_description": refusal.message}
             keys = dict(self._public_keys)
         if form.get("grant_type") != JWT_BEARER:
             return self._refuse("unsupported_grant_type", "grant_type is not jwt-bearer")
@@ -360,21 +295,9 @@ class FcmPeer:
             self._grants.append(Grant(400, None, None, error=error))
         return 400, {"error": error, "error_description": description}
 
-    def _take_fault(self, target: str) -> Fault | None:
-        with self._lock:
-            for wanted in (target, None):
-                for rule in self._rules:
-                    if rule.target == wanted:
-                        if rule.remaining is not None:
-                            rule.remaining -= 1
-                            if rule.remaining <= 0:
-                                self._rules.remove(rule)
-                        return rule.fault
-        return None
-
     def _send(
         self, project: str, authorization: str | None, raw: str
-    ) -> tuple[int, dict[str, Any] | str, dict[str, str], float, Send]:
+    ) -> tuple[int, dict[str, Any] | str, dict[str, str], float, Received]:
         arrived = time.monotonic()
         bearer = authorization[7:] if authorization and authorization.startswith("Bearer ") else ""
         try:
@@ -384,7 +307,7 @@ class FcmPeer:
         except (ValueError, KeyError, TypeError, AssertionError):
             request, message = {}, {}
         token, topic = message.get("token"), message.get("topic")
-        record = Send(
+        record = Received(
             project=project,
             token=token,
             topic=topic,
@@ -422,7 +345,8 @@ class FcmPeer:
             if not isinstance(value, str):
                 text = f"Invalid value at 'message.data[{index}].value' (TYPE_STRING)"
                 return self._fail(record, Fault(400, "INVALID_ARGUMENT", None, text))
-        fault = self._take_fault(token if token is not None else f"/topics/{topic}")
+        target = token if token is not None else f"/topics/{topic}"
+        fault = self._take_fault(lambda match: match == target)
         if fault is not None and fault.status >= 300:
             return self._fail(record, fault)
         name = f"projects/{project}/messages/0:{next(self._names)}%{secrets.token_hex(4)}"
@@ -430,8 +354,8 @@ class FcmPeer:
         return 200, {"name": name}, {}, delay, replace(record, status=200, name=name)
 
     def _fail(
-        self, record: Send, fault: Fault, *, reason: str | None = None
-    ) -> tuple[int, dict[str, Any] | str, dict[str, str], float, Send]:
+        self, record: Received, fault: Fault, *, reason: str | None = None
+    ) -> tuple[int, dict[str, Any] | str, dict[str, str], float, Received]:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
         if fault.html:
             page = f"<html><body><h1>Error {fault.status}</h1></body></html>"
@@ -445,10 +369,6 @@ class FcmPeer:
         body = _error(fault.status, fault.error_status, fault.message, details)
         return fault.status, body, headers, fault.delay, replace(record, status=fault.status)
 
-    def _record(self, send: Send) -> None:
-        with self._lock:
-            self._sends.append(send)
-
 
 def _error(
     status: int, error_status: str, message: str, details: list[dict[str, Any]] | None = None
@@ -460,40 +380,15 @@ def _error(
     return {"error": error}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    peer: FcmPeer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.peer._lock:
-            self.server.peer._connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.peer._lock:
-            self.server.peer._connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
+class _Handler(PeerHandler[FcmPeer]):
     def do_GET(self) -> None:
         self._write(404, _error(404, "NOT_FOUND", "Not found"), {})
 
     def do_POST(self) -> None:
-        peer = self.server.peer
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8") if length else ""
+        peer = self.peer
+        raw = self.read_body().decode("utf-8")
         path = self.path.split("?", 1)[0]
-        if path == "/token":
+        if path == TOKEN_PATH:
             status, body = peer._grant(dict(parse_qsl(raw, keep_blank_values=True)))
             self._write(status, body, {})
             return
@@ -505,22 +400,12 @@ class _Handler(BaseHTTPRequestHandler):
             matched["project"], self.headers.get("Authorization"), raw
         )
         peer._record(record)
-        if delay and peer._stopping.wait(delay):
+        if peer._hold(delay):
             self.close_connection = True
             return
-        try:
-            self._write(status, body, headers)
-        except OSError:
-            self.close_connection = True
+        self._write(status, body, headers)
 
     def _write(self, status: int, body: dict[str, Any] | str, headers: dict[str, str]) -> None:
         text = body if isinstance(body, str) else json.dumps(body)
-        data = text.encode("utf-8")
-        self.send_response(status)
         content_type = headers.pop("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        self.send(status, text.encode("utf-8"), [("Content-Type", content_type), *headers.items()])

@@ -7,22 +7,23 @@ favourites with paging, the error bodies seen in the wild, and a control API.
         client = TgtgClient(lambda: http, base_url=peer.base_url)
         ...
         peer.set_count("774625", 3)          # or POST /control/items/774625 {"items_available": 3}
-        peer.fail(429, times=1, retry_after="7")
+        peer.script(Fault.too_many(retry_after="7"), times=1)
+        peer.script(Fault.captcha(), match="item/v8", times=1)
 
-Shapes follow docs/tgtg.md. A stdlib ThreadingHTTPServer in its own thread, as the
-other peers.
+Shapes follow docs/tgtg.md. `match` is a part of the path; the server thread, `script` and
+`received` come from tests/peers/_http.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.peers._http import HttpPeer, PeerHandler
 
 PIN = "123456"
 UNAUTHORIZED = {"timestamp": "", "status": 401, "error": "Unauthorized", "path": ""}
@@ -30,6 +31,33 @@ DATADOME = {
     "url": "https://geo.captcha-delivery.com/captcha/?initialCid=AHrlqAAAAAMA&cid=x"
     "&referer=https%3A%2F%2Fapptoogoodtogo.com%2Fapi%2Fitem%2Fv8%2F&hash=H&t=fe&s=1&e=e"
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """What the fake answers instead, with the body TGTG sends for it: its Unauthorized JSON
+    for 401, a DataDome captcha (and a datadome cookie) for 403, no body for the rest."""
+
+    status: int
+    retry_after: str | None = None
+
+    @classmethod
+    def unauthorized(cls) -> Fault:
+        """401: TGTG's random refusals of a valid access token."""
+        return cls(401)
+
+    @classmethod
+    def captcha(cls) -> Fault:
+        """403 from DataDome: a captcha to solve instead of the answer."""
+        return cls(403)
+
+    @classmethod
+    def too_many(cls, retry_after: str | None = None) -> Fault:
+        return cls(429, retry_after)
+
+    @classmethod
+    def server_error(cls, status: int = 503) -> Fault:
+        return cls(status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,43 +90,21 @@ class _Account:
     refresh: str | None = None
 
 
-@dataclass
-class _Failure:
-    status: int
-    remaining: int
-    retry_after: str | None
-    path: str | None
-
-
-class TgtgPeer:
+class TgtgPeer(HttpPeer[Received, Fault]):
     """The fake; its attributes are read and changed by tests from any thread."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, *, port: int = 0) -> None:
+        super().__init__(_Handler, port=port)
         self.accounts: dict[str, _Account] = {}
         self.items: dict[str, _Item] = {}
-        self.received: list[Received] = []
-        self._failures: list[_Failure] = []
         self.spent_refresh_tokens: set[str] = set()
         # When set, every item answer carries `Set-Cookie: datadome=<value>` (DataDome renews
         # its cookie on ordinary answers too).
         self.datadome: str | None = None
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def __enter__(self) -> TgtgPeer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        return f"{self.origin}/api/"
 
     # -- control -------------------------------------------------------------------------------
 
@@ -146,59 +152,11 @@ class TgtgPeer:
             for account in self.accounts.values():
                 account.access.clear()
 
-    def fail(
-        self,
-        status: int,
-        *,
-        times: int = 1,
-        retry_after: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        """Answer the next `times` requests (to paths containing `path`) with `status`."""
-        with self._lock:
-            self._failures.append(_Failure(status, times, retry_after, path))
-
     def requests_to(self, fragment: str) -> list[Received]:
-        return [r for r in list(self.received) if fragment in r.path]
+        """The requests whose path contains `fragment` (as `match` picks them)."""
+        return [r for r in self.received if fragment in r.path]
 
     # -- the server ----------------------------------------------------------------------------
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {}
-                path = re.sub(r"/+", "/", self.path)
-                status, payload, headers = peer._answer(path, body, dict(self.headers))
-                peer.received.append(
-                    Received(
-                        path,
-                        body,
-                        {k.lower(): v for k, v in self.headers.items()},
-                        status,
-                        time.monotonic(),
-                    )
-                )
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                if payload is not None:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
 
     def _answer(
         self, path: str, body: dict[str, Any], headers: dict[str, str]
@@ -207,9 +165,9 @@ class TgtgPeer:
             if path.startswith("/control/items/"):
                 self.items[path.rsplit("/", 1)[1]].count = int(body["items_available"])
                 return 200, {"ok": True}, []
-            failure = self._take_failure(path)
-            if failure is not None:
-                return failure
+            fault = self._take_fault(lambda match: match in path)
+            if fault is not None:
+                return _fault_answer(fault, path)
             if path == "/api/auth/v5/authByEmail":
                 return self._by_email(body)
             if path == "/api/auth/v5/authByRequestPollingId":
@@ -223,18 +181,6 @@ class TgtgPeer:
             if re.fullmatch(r"/api/item/v[89]/[^/]+", path):
                 return self._with_datadome(self._item(headers, path))
             return 404, {"type": "about:blank", "title": "Not Found", "status": 404}, []
-
-    def _take_failure(self, path: str) -> tuple[int, Any, list[tuple[str, str]]] | None:
-        for failure in self._failures:
-            if failure.remaining > 0 and (failure.path is None or failure.path in path):
-                failure.remaining -= 1
-                extra = [("Retry-After", failure.retry_after)] if failure.retry_after else []
-                if failure.status == 401:
-                    return 401, {**UNAUTHORIZED, "path": path}, extra
-                if failure.status == 403:
-                    return 403, DATADOME, [*extra, ("Set-Cookie", "datadome=blocked; Path=/")]
-                return failure.status, None, extra
-        return None
 
     def _by_email(self, body: dict[str, Any]) -> tuple[int, Any, list[tuple[str, str]]]:
         account = self.accounts.get(body.get("email", ""))
@@ -316,6 +262,39 @@ class TgtgPeer:
         mine = [i for i in mine if owner.email in i.favorite_of]
         chunk = mine[(page - 1) * size : page * size]
         return 200, {"items": [_envelope(item) for item in chunk]}, []
+
+
+class _Handler(PeerHandler[TgtgPeer]):
+    def do_POST(self) -> None:
+        peer = self.peer
+        raw = self.read_body()
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        path = re.sub(r"/+", "/", self.path)
+        status, payload, headers = peer._answer(path, body, dict(self.headers))
+        peer._record(
+            Received(
+                path,
+                body,
+                {k.lower(): v for k, v in self.headers.items()},
+                status,
+                time.monotonic(),
+            )
+        )
+        data = b"" if payload is None else json.dumps(payload).encode()
+        content_type = [("Content-Type", "application/json")] if payload is not None else []
+        self.send(status, data, [*headers, *content_type])
+
+
+def _fault_answer(fault: Fault, path: str) -> tuple[int, Any, list[tuple[str, str]]]:
+    extra = [("Retry-After", fault.retry_after)] if fault.retry_after else []
+    if fault.status == 401:
+        return 401, {**UNAUTHORIZED, "path": path}, extra
+    if fault.status == 403:
+        return 403, DATADOME, [*extra, ("Set-Cookie", "datadome=blocked; Path=/")]
+    return fault.status, None, extra
 
 
 def _envelope(item: _Item) -> dict[str, Any]:

@@ -1,16 +1,16 @@
 """A fake Twilio on 127.0.0.1: the Messages API subset shopbell uses, scriptable and recording.
 
     with TwilioPeer() as peer:
-        peer.script(Reply.error(21211), to="+15005550001")         # one recipient, forever
-        peer.script(Reply.server_error(503), times=2)              # everyone, twice
-        peer.chaos(0.3, [Reply.server_error(), Reply.connection_reset()], seed=1)  # 30% fail
+        peer.script(Fault.error(21211), match="+15005550001")      # one recipient, forever
+        peer.script(Fault.server_error(503), times=2)              # everyone, twice
+        peer.chaos(0.3, [Fault.server_error(), Fault.connection_reset()], seed=1)  # 30% fail
         provider = TwilioProvider(account_sid=peer.account_sid, auth_token=peer.auth_token,
                                   from_number="+15005550006", base_url=peer.base_url)
         ...
         assert peer.sent[0].form["Body"] == "hello"
 
-A stdlib ThreadingHTTPServer in its own thread, so it serves sync tests and tests whose event
-loop is busy awaiting alike.
+`match` is a recipient (the POST's To). The server thread, `script`, `chaos` and `received`
+come from tests/peers/_http.py.
 """
 
 from __future__ import annotations
@@ -19,11 +19,8 @@ import base64
 import binascii
 import contextlib
 import json
-import random
 import socket
 import struct
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,11 +28,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode
 
 from twilio.request_validator import RequestValidator
+
+from tests.peers._http import HttpPeer, PeerHandler
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 # Distinctive, so tests can look for it anywhere it must not be.
@@ -60,7 +58,7 @@ def num_segments(body: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class Fault:
     """What the fake answers one Messages.json POST with (the default is success)."""
 
     status: int = 201
@@ -82,28 +80,28 @@ class Reply:
         *,
         shape: Literal["legacy", "problem"] = "legacy",
         retry_after: str | None = None,
-    ) -> Reply:
-        """A Twilio error with its own code, e.g. Reply.error(21610) for an opted-out number."""
+    ) -> Fault:
+        """A Twilio error with its own code, e.g. Fault.error(21610) for an opted-out number."""
         text = message or f"Fake Twilio error {code}"
         return cls(status, code, text, shape, retry_after=retry_after)
 
     @classmethod
-    def too_many(cls, retry_after: str | None = "1") -> Reply:
+    def too_many(cls, retry_after: str | None = "1") -> Fault:
         """429 / 20429, Twilio's concurrency limit."""
         return cls.error(20429, 429, "Too Many Requests", retry_after=retry_after)
 
     @classmethod
-    def server_error(cls, status: int = 500, *, retry_after: str | None = None) -> Reply:
+    def server_error(cls, status: int = 500, *, retry_after: str | None = None) -> Fault:
         """A 5xx HTML page with no Twilio code."""
         return cls(status, html=True, retry_after=retry_after)
 
     @classmethod
-    def slow(cls, seconds: float) -> Reply:
+    def slow(cls, seconds: float) -> Fault:
         """Success, after `seconds` (set it above the client's timeout for a timeout)."""
         return cls(delay=seconds)
 
     @classmethod
-    def connection_reset(cls) -> Reply:
+    def connection_reset(cls) -> Fault:
         """No answer: the connection is reset after the request was read, before any message
         was created (a load balancer dropping it)."""
         return cls(status=0, reset=True)
@@ -124,15 +122,9 @@ class Received:
     delay: float = 0.0  # seconds the fake waited before answering (scripted delay + latency)
 
 
-@dataclass
-class _Rule:
-    reply: Reply
-    to: str | None
-    remaining: int | None
-
-
-class TwilioPeer:
-    """The fake Twilio server; use as a context manager or call start() and stop()."""
+class TwilioPeer(HttpPeer[Received, Fault]):
+    """The fake Twilio server; use as a context manager or call start() and stop().
+    Faults script Messages.json POSTs only; `match` is the recipient (To)."""
 
     def __init__(
         self,
@@ -141,102 +133,31 @@ class TwilioPeer:
         auth_token: str = AUTH_TOKEN,
         port: int = 0,
     ) -> None:
+        super().__init__(_Handler, port=port)
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.latency = 0.0  # seconds added before every answer (benchmarks)
         self.account_status = "active"  # what GET Accounts/{sid}.json reports
-        self._port = port
-        self._lock = threading.Lock()
-        self._requests: list[Received] = []
-        self._rules: list[_Rule] = []
-        self._chaos: tuple[float, tuple[Reply, ...], random.Random] | None = None
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> TwilioPeer:
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.peer = self
-        self._server = server
-        self._port = server.server_address[1]  # a restart reuses the port
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop answering: close the listener and every kept-alive connection (so clients
-        holding one see the service gone rather than a ghost still answering)."""
-        if self._server is None:
-            return
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                connection.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> TwilioPeer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """What to give TwilioProvider as base_url."""
-        return f"http://127.0.0.1:{self._port}"
+        return self.origin
 
     @property
     def messages_path(self) -> str:
         return f"{API_PREFIX}{self.account_sid}/Messages.json"
 
-    # -- scripting and inspection --------------------------------------------------------------
-
-    def script(self, reply: Reply, *, to: str | None = None, times: int | None = None) -> None:
-        """Answer Messages.json POSTs with `reply`: for one recipient (`to`) or everyone, for
-        `times` requests (then back to what came before) or for good. Rules for a recipient
-        win over rules for everyone; older rules win over newer ones."""
-        with self._lock:
-            self._rules.append(_Rule(reply, to, times))
-
-    def chaos(self, rate: float, replies: list[Reply], *, seed: int = 0) -> None:
-        """Answer a random share `rate` of Messages.json POSTs that no rule matches with one
-        of `replies`, picked at random (seeded); rate 0 turns chaos off."""
-        with self._lock:
-            self._chaos = (rate, tuple(replies), random.Random(seed)) if rate > 0 else None
-
-    def clear(self) -> None:
-        """Forget received requests, scripted replies and chaos."""
-        with self._lock:
-            self._requests.clear()
-            self._rules.clear()
-            self._chaos = None
-
-    @property
-    def requests(self) -> list[Received]:
-        """Every request received so far, in arrival order (a copy)."""
-        with self._lock:
-            return list(self._requests)
+    # -- inspection ------------------------------------------------------------------------------
 
     @property
     def sent(self) -> list[Received]:
         """The requests that created a message."""
-        return [r for r in self.requests if r.sid is not None]
+        return [r for r in self.received if r.sid is not None]
 
     def message(self, sid: str) -> Received:
         """The request that created message `sid`."""
-        for received in self.requests:
+        for received in self.received:
             if received.sid == sid:
                 return received
         raise KeyError(sid)
@@ -317,63 +238,9 @@ class TwilioPeer:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode("utf-8", "replace")
 
-    # -- serving ---------------------------------------------------------------------------------
 
-    def _take_reply(self, to: str) -> Reply | None:
-        with self._lock:
-            for wanted in (to, None):
-                for rule in self._rules:
-                    if rule.to == wanted:
-                        if rule.remaining is not None:
-                            rule.remaining -= 1
-                            if rule.remaining <= 0:
-                                self._rules.remove(rule)
-                        return rule.reply
-            if self._chaos is not None:
-                rate, replies, rng = self._chaos
-                if rng.random() < rate:
-                    return rng.choice(replies)
-        return None
-
-    def _record(self, received: Received) -> None:
-        with self._lock:
-            self._requests.append(received)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # Many clients connect at once in the concurrency tests and benchmarks.
-    request_queue_size = 128
-    peer: TwilioPeer
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A client killed mid-request (the kill -9 tests) is not the fake's error: no traceback.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # Keep-alive, as api.twilio.com does: requests' sessions reuse connections.
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, the client's delayed ACK adds
-    # ~40 ms to every answer, which real Twilio does not.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.peer._lock:
-            self.server.peer._connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.peer._lock:
-            self.server.peer._connections.discard(self.connection)
-        with contextlib.suppress(OSError):  # the client gave up (timeout) before we answered
-            super().finish()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # tests read peer.requests, not stderr
+class _Handler(PeerHandler[TwilioPeer]):
+    # Keep-alive, as api.twilio.com does: requests' sessions reuse connections (PeerHandler).
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -382,10 +249,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("POST")
 
     def _serve(self, method: str) -> None:
-        peer = self.server.peer
+        peer = self.peer
         arrived = time.monotonic()
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8") if length else ""
+        raw = self.read_body().decode("utf-8")
         form = dict(parse_qsl(raw, keep_blank_values=True))
         user, password = _basic_auth(self.headers.get("Authorization"))
         path = self.path.split("?", 1)[0]
@@ -399,18 +265,15 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 0:
             self._reset()
             return
-        if wait and peer._stopping.wait(wait):
+        if peer._hold(wait):
             self.close_connection = True
             return  # stopped while "thinking": never answer
-        try:
-            self._write(status, body, headers)
-        except OSError:
-            self.close_connection = True
+        self._write(status, body, headers)
 
     def _answer(
         self, method: str, path: str, form: dict[str, str], user: str | None, password: str | None
     ) -> tuple[int, str, dict[str, str], str | None, float]:
-        peer = self.server.peer
+        peer = self.peer
         if user != peer.account_sid or password != peer.auth_token:
             return (*_legacy_error(401, 20003, "Authenticate"), None, 0.0)
         if method == "GET" and path == f"{API_PREFIX}{peer.account_sid}.json":
@@ -427,13 +290,14 @@ class _Handler(BaseHTTPRequestHandler):
                 None,
                 0.0,
             )
-        reply = peer._take_reply(form.get("To", ""))
-        if reply is not None and reply.reset:
+        to = form.get("To", "")
+        fault = peer._take_fault(lambda match: match == to)
+        if fault is not None and fault.reset:
             return 0, "", {}, None, 0.0
-        if reply is not None and reply.status >= 300:
-            status, body, headers = _scripted_error(reply, path)
-            return status, body, headers, None, reply.delay
-        delay = reply.delay if reply is not None else 0.0
+        if fault is not None and fault.status >= 300:
+            status, body, headers = _scripted_error(fault, path)
+            return status, body, headers, None, fault.delay
+        delay = fault.delay if fault is not None else 0.0
         missing = _missing_field(form)
         if missing is not None:
             return (*_legacy_error(400, *missing), None, delay)
@@ -448,15 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
 
     def _write(self, status: int, body: str, headers: dict[str, str]) -> None:
-        data = body.encode("utf-8")
-        self.send_response(status)
         content_type = headers.pop("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        self.send(status, body.encode("utf-8"), [("Content-Type", content_type), *headers.items()])
 
 
 def _basic_auth(header: str | None) -> tuple[str | None, str | None]:
@@ -490,28 +347,28 @@ def _legacy_error(status: int, code: int, message: str) -> tuple[int, str, dict[
     return status, json.dumps(body), {}
 
 
-def _scripted_error(reply: Reply, path: str) -> tuple[int, str, dict[str, str]]:
-    headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
-    if reply.html:
-        page = f"<html><body><h1>{reply.status} Service Unavailable</h1></body></html>"
-        return reply.status, page, {"Content-Type": "text/html", **headers}
-    if reply.code is None:
-        return reply.status, json.dumps({"status": reply.status}), headers
-    if reply.shape == "problem":
+def _scripted_error(fault: Fault, path: str) -> tuple[int, str, dict[str, str]]:
+    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+    if fault.html:
+        page = f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>"
+        return fault.status, page, {"Content-Type": "text/html", **headers}
+    if fault.code is None:
+        return fault.status, json.dumps({"status": fault.status}), headers
+    if fault.shape == "problem":
         problem = {
-            "type": f"https://www.twilio.com/docs/errors/{reply.code}",
-            "title": reply.message,
-            "status": reply.status,
-            "code": reply.code,
-            "detail": reply.message,
+            "type": f"https://www.twilio.com/docs/errors/{fault.code}",
+            "title": fault.message,
+            "status": fault.status,
+            "code": fault.code,
+            "detail": fault.message,
             "instance": path,
         }
         return (
-            reply.status,
+            fault.status,
             json.dumps(problem),
             {"Content-Type": "application/problem+json", **headers},
         )
-    status, body, _ = _legacy_error(reply.status, reply.code, reply.message)
+    status, body, _ = _legacy_error(fault.status, fault.code, fault.message)
     return status, body, headers
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -22,15 +21,16 @@ from providers.base import (
     TransientError,
 )
 from providers.fast2sms import Fast2SmsProvider
-from tests.peers.fast2sms import API_KEY, FakeFast2Sms, Scripted, running_fast2sms
+from tests.helpers import free_port, wait_until_async
+from tests.peers.fast2sms import API_KEY, Fast2SmsPeer, Fault
 
 INDIAN = "+919876543210"
 HINDI = "आपका ऑर्डर तैयार है"
 
 
 @pytest.fixture
-def peer() -> Iterator[FakeFast2Sms]:
-    with running_fast2sms() as peer:
+def peer() -> Iterator[Fast2SmsPeer]:
+    with Fast2SmsPeer() as peer:
         yield peer
 
 
@@ -43,7 +43,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 def make_provider(
     http: httpx.AsyncClient,
-    peer: FakeFast2Sms,
+    peer: Fast2SmsPeer,
     *,
     api_key: str = API_KEY,
     route: str = "q",
@@ -61,7 +61,7 @@ def make_provider(
 
 
 @pytest.fixture
-def provider(http: httpx.AsyncClient, peer: FakeFast2Sms) -> Fast2SmsProvider:
+def provider(http: httpx.AsyncClient, peer: Fast2SmsPeer) -> Fast2SmsProvider:
     return make_provider(http, peer)
 
 
@@ -75,13 +75,6 @@ def outgoing(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_it_is_a_provider(provider: Fast2SmsProvider) -> None:
     as_provider: Provider = provider
     assert (as_provider.name, as_provider.channel, as_provider.delivers) == (
@@ -92,11 +85,11 @@ async def test_it_is_a_provider(provider: Fast2SmsProvider) -> None:
 
 
 async def test_happy_path_posts_ten_digits_text_and_key_header(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer
 ) -> None:
     result = await provider.send(outgoing(body="Your order is ready"))
 
-    [request] = peer.requests
+    [request] = peer.received
     assert (request.method, request.path) == ("POST", "/dev/bulkV2")
     assert request.headers["authorization"] == API_KEY
     assert request.query == {}  # the key is never in the URL
@@ -113,22 +106,22 @@ async def test_happy_path_posts_ten_digits_text_and_key_header(
 
 
 async def test_hindi_text_goes_as_unicode_and_counts_ucs2_segments(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer
 ) -> None:
     body = HINDI * 4  # 76 UTF-16 units: over 70, so two segments
     result = await provider.send(outgoing(body=body))
 
-    [request] = peer.requests
+    [request] = peer.received
     assert request.body["language"] == "unicode"
     assert request.body["message"] == body
     assert result.segments == 2
 
 
 async def test_gsm7_extension_characters_stay_english(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer
 ) -> None:
     await provider.send(outgoing(body="Offer: 10€ off {today} [only]"))
-    assert peer.requests[0].body["language"] == "english"
+    assert peer.received[0].body["language"] == "english"
 
 
 @pytest.mark.parametrize(
@@ -146,64 +139,64 @@ async def test_gsm7_extension_characters_stay_english(
     ],
 )
 async def test_a_number_that_is_not_indian_is_not_for_this_provider_and_not_sent(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms, recipient: str
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer, recipient: str
 ) -> None:
     with pytest.raises(NotForThisProvider):
         await provider.send(outgoing(recipient=recipient))
-    assert peer.requests == []
+    assert peer.received == []
 
 
 @pytest.mark.parametrize(
     ("answer", "error_class", "code"),
     [
-        (Scripted.http_error(500), TransientError, None),
-        (Scripted.http_error(503), TransientError, None),
-        (Scripted.too_many("7"), TransientError, None),
-        (Scripted.bad_key(), ProviderDown, "412"),
+        (Fault.server_error(500), TransientError, None),
+        (Fault.server_error(503), TransientError, None),
+        (Fault.too_many("7"), TransientError, None),
+        (Fault.bad_key(), ProviderDown, "412"),
         (
-            Scripted.refused(413, "Authorization Key Disabled", http_status=401),
+            Fault.refused(413, "Authorization Key Disabled", http_status=401),
             ProviderDown,
             "413",
         ),
-        (Scripted(401, None), ProviderDown, None),
-        (Scripted(403, {"message": "Forbidden"}), ProviderDown, None),
-        (Scripted.refused(411, "Invalid Numbers"), RecipientError, "411"),
-        (Scripted.refused(996, "Before using OTP SMS API, complete KYC."), ProviderDown, "996"),
-        (Scripted.refused(416, "You don't have sufficient wallet balance"), ProviderDown, "416"),
-        (Scripted.refused(406, "Invalid Sender ID"), ProviderDown, "406"),
-        (Scripted.refused(407, "Invalid words used in message"), NotForThisProvider, "407"),
-        (Scripted.refused(417, "Use english letters"), NotForThisProvider, "417"),
-        (Scripted.refused(995, "Spamming detected"), TransientError, "995"),
-        (Scripted.refused(4242, "Something new"), ProviderDown, "4242"),
+        (Fault(401, None), ProviderDown, None),
+        (Fault(403, {"message": "Forbidden"}), ProviderDown, None),
+        (Fault.refused(411, "Invalid Numbers"), RecipientError, "411"),
+        (Fault.refused(996, "Before using OTP SMS API, complete KYC."), ProviderDown, "996"),
+        (Fault.refused(416, "You don't have sufficient wallet balance"), ProviderDown, "416"),
+        (Fault.refused(406, "Invalid Sender ID"), ProviderDown, "406"),
+        (Fault.refused(407, "Invalid words used in message"), NotForThisProvider, "407"),
+        (Fault.refused(417, "Use english letters"), NotForThisProvider, "417"),
+        (Fault.refused(995, "Spamming detected"), TransientError, "995"),
+        (Fault.refused(4242, "Something new"), ProviderDown, "4242"),
         # A `return: false` inside an HTTP 200 is still a failure.
         (
-            Scripted(200, {"return": False, "status_code": 411, "message": "x"}),
+            Fault(200, {"return": False, "status_code": 411, "message": "x"}),
             RecipientError,
             "411",
         ),
-        (Scripted(200, {"return": False, "message": "odd"}), ProviderDown, None),
-        (Scripted(404, {"message": "Not Found"}), ProviderDown, None),
+        (Fault(200, {"return": False, "message": "odd"}), ProviderDown, None),
+        (Fault(404, {"message": "Not Found"}), ProviderDown, None),
     ],
 )
 async def test_each_answer_maps_to_its_error_class(
     provider: Fast2SmsProvider,
-    peer: FakeFast2Sms,
-    answer: Scripted,
+    peer: Fast2SmsPeer,
+    answer: Fault,
     error_class: type[ProviderError],
     code: str | None,
 ) -> None:
-    peer.fail(answer)
+    peer.script(answer)
     with pytest.raises(ProviderError) as caught:
         await provider.send(outgoing())
     assert type(caught.value) is error_class
     assert caught.value.code == code
-    assert len(peer.requests) == 1
+    assert len(peer.received) == 1
 
 
 async def test_an_unknown_refusal_keeps_fast2sms_words(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer
 ) -> None:
-    peer.fail(Scripted.refused(4242, "Something new happened"))
+    peer.script(Fault.refused(4242, "Something new happened"))
     with pytest.raises(ProviderDown, match="Something new happened"):
         await provider.send(outgoing())
 
@@ -213,19 +206,19 @@ async def test_an_unknown_refusal_keeps_fast2sms_words(
     [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), ("inf", None)],
 )
 async def test_429_passes_retry_after_on(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms, retry_after: str, expected: float | None
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer, retry_after: str, expected: float | None
 ) -> None:
-    peer.fail(Scripted.too_many(retry_after))
+    peer.script(Fault.too_many(retry_after))
     with pytest.raises(TransientError) as caught:
         await provider.send(outgoing())
     assert caught.value.retry_after == expected
 
 
 async def test_429_retry_after_as_an_http_date(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer
 ) -> None:
     in_an_hour = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
-    peer.fail(Scripted.too_many(in_an_hour))
+    peer.script(Fault.too_many(in_an_hour))
     with pytest.raises(TransientError) as caught:
         await provider.send(outgoing())
     assert caught.value.retry_after is not None
@@ -233,7 +226,7 @@ async def test_429_retry_after_as_an_http_date(
 
 
 async def test_a_wrong_key_is_provider_down_and_health_says_so_until_a_success(
-    http: httpx.AsyncClient, peer: FakeFast2Sms
+    http: httpx.AsyncClient, peer: Fast2SmsPeer
 ) -> None:
     wrong = make_provider(http, peer, api_key="not-the-key")
     with pytest.raises(ProviderDown):
@@ -241,7 +234,7 @@ async def test_a_wrong_key_is_provider_down_and_health_says_so_until_a_success(
     assert (await wrong.health()).state == "down"
 
     right = make_provider(http, peer)
-    peer.fail(Scripted.refused(416, "You don't have sufficient wallet balance"), times=1)
+    peer.script(Fault.refused(416, "You don't have sufficient wallet balance"), times=1)
     with pytest.raises(ProviderDown):
         await right.send(outgoing())
     health = await right.health()
@@ -252,42 +245,42 @@ async def test_a_wrong_key_is_provider_down_and_health_says_so_until_a_success(
 
 
 async def test_the_peer_fails_per_number_and_for_a_number_of_times(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer
 ) -> None:
-    peer.fail(Scripted.refused(411, "Invalid Numbers"), number="9000000001")
-    peer.fail(Scripted.http_error(503), times=1)
+    peer.script(Fault.refused(411, "Invalid Numbers"), match="9000000001")
+    peer.script(Fault.server_error(503), times=1)
 
     with pytest.raises(TransientError):
         await provider.send(outgoing(recipient="+919000000002"))
     await provider.send(outgoing(recipient="+919000000002"))
     with pytest.raises(RecipientError):
         await provider.send(outgoing(recipient="+919000000001"))
-    assert [r.numbers for r in peer.requests] == [["9000000002"]] * 2 + [["9000000001"]]
+    assert [r.numbers for r in peer.received] == [["9000000002"]] * 2 + [["9000000001"]]
 
 
 async def test_concurrent_sends_are_all_recorded_with_distinct_ids(
-    provider: Fast2SmsProvider, peer: FakeFast2Sms
+    provider: Fast2SmsProvider, peer: Fast2SmsPeer
 ) -> None:
     results = await asyncio.gather(
         *(provider.send(outgoing(recipient=f"+91900000000{i}")) for i in range(8))
     )
     assert len({r.provider_message_id for r in results}) == 8
-    recorded = await asyncio.to_thread(peer.wait_for_requests, 8, 5.0)
+    recorded = await wait_until_async(
+        lambda: len(peer.received) >= 8 and peer.received, "8 requests at the fake"
+    )
     assert sorted(r.numbers[0] for r in recorded) == [f"900000000{i}" for i in range(8)]
-    with pytest.raises(TimeoutError, match="8 of 9"):
-        peer.wait_for_requests(9, timeout=0.05)
 
 
 async def test_a_stalled_answer_is_a_bounded_transient_error(
-    http: httpx.AsyncClient, peer: FakeFast2Sms
+    http: httpx.AsyncClient, peer: Fast2SmsPeer
 ) -> None:
     provider = make_provider(http, peer, timeout_seconds=0.2)
-    peer.fail(Scripted.stall(30))
+    peer.script(Fault.slow(30))
     # The guard only stops a hang from blocking the suite; the provider's own timeout must fire.
     async with asyncio.timeout(10):
         with pytest.raises(TransientError, match="in time"):
             await provider.send(outgoing())
-    assert len(peer.requests) == 1
+    assert len(peer.received) == 1
 
 
 async def test_connection_refused_is_transient(http: httpx.AsyncClient) -> None:
@@ -299,21 +292,21 @@ async def test_connection_refused_is_transient(http: httpx.AsyncClient) -> None:
 
 
 async def test_the_key_is_never_in_errors_or_logs(
-    http: httpx.AsyncClient, peer: FakeFast2Sms, caplog: pytest.LogCaptureFixture
+    http: httpx.AsyncClient, peer: Fast2SmsPeer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     provider = make_provider(http, peer, timeout_seconds=0.2)
     answers = [
-        Scripted.bad_key(),
-        Scripted.refused(412, f"Invalid key {API_KEY}"),  # a peer that echoes the key back
-        Scripted.refused(4242, f"unknown, key={API_KEY}"),
-        Scripted.too_many(),
-        Scripted.http_error(500),
-        Scripted.stall(30),
+        Fault.bad_key(),
+        Fault.refused(412, f"Invalid key {API_KEY}"),  # a peer that echoes the key back
+        Fault.refused(4242, f"unknown, key={API_KEY}"),
+        Fault.too_many(),
+        Fault.server_error(500),
+        Fault.slow(30),
     ]
     errors: list[ProviderError] = []
     for answer in answers:
-        peer.fail(answer, times=1)
+        peer.script(answer, times=1)
         with pytest.raises(ProviderError) as caught:
             await provider.send(outgoing())
         errors.append(caught.value)
@@ -333,22 +326,22 @@ async def test_the_key_is_never_in_errors_or_logs(
     assert API_KEY not in (await provider.health()).detail
 
 
-async def test_health_makes_no_network_call(http: httpx.AsyncClient, peer: FakeFast2Sms) -> None:
+async def test_health_makes_no_network_call(http: httpx.AsyncClient, peer: Fast2SmsPeer) -> None:
     assert (await make_provider(http, peer).health()).state == "ok"
     assert (await make_provider(http, peer, api_key="").health()).state == "unconfigured"
-    assert peer.requests == []
+    assert peer.received == []
 
 
 async def test_no_key_is_provider_down_without_a_request(
-    http: httpx.AsyncClient, peer: FakeFast2Sms
+    http: httpx.AsyncClient, peer: Fast2SmsPeer
 ) -> None:
     with pytest.raises(ProviderDown, match="no API key"):
         await make_provider(http, peer, api_key="").send(outgoing())
-    assert peer.requests == []
+    assert peer.received == []
 
 
 async def test_close_is_idempotent_and_leaves_the_shared_client_usable(
-    provider: Fast2SmsProvider, http: httpx.AsyncClient, peer: FakeFast2Sms
+    provider: Fast2SmsProvider, http: httpx.AsyncClient, peer: Fast2SmsPeer
 ) -> None:
     await provider.send(outgoing())
     await provider.close()
@@ -363,12 +356,12 @@ async def test_close_is_idempotent_and_leaves_the_shared_client_usable(
     assert response.json()["return"] is True
     with pytest.raises(ProviderDown):
         await provider.send(outgoing())
-    assert len(peer.requests) == 2
+    assert len(peer.received) == 2
     assert (await provider.health()).state == "down"
 
 
 async def test_dlt_route_sends_sender_template_and_values(
-    http: httpx.AsyncClient, peer: FakeFast2Sms
+    http: httpx.AsyncClient, peer: Fast2SmsPeer
 ) -> None:
     provider = make_provider(http, peer, route="dlt", sender_id="SHOPBL")
     result = await provider.send(
@@ -377,7 +370,7 @@ async def test_dlt_route_sends_sender_template_and_values(
             data={"dlt_template_id": "185903", "dlt_variables": "123456|5"},
         )
     )
-    [request] = peer.requests
+    [request] = peer.received
     assert request.body == {
         "route": "dlt",
         "sender_id": "SHOPBL",
@@ -390,21 +383,21 @@ async def test_dlt_route_sends_sender_template_and_values(
 
 
 async def test_dlt_route_without_a_template_is_not_for_this_provider(
-    http: httpx.AsyncClient, peer: FakeFast2Sms
+    http: httpx.AsyncClient, peer: Fast2SmsPeer
 ) -> None:
     provider = make_provider(http, peer, route="dlt", sender_id="SHOPBL")
     with pytest.raises(NotForThisProvider):
         await provider.send(outgoing())
-    assert peer.requests == []
+    assert peer.received == []
 
 
 async def test_dlt_route_without_a_sender_id_is_provider_down(
-    http: httpx.AsyncClient, peer: FakeFast2Sms
+    http: httpx.AsyncClient, peer: Fast2SmsPeer
 ) -> None:
     provider = make_provider(http, peer, route="dlt")
     with pytest.raises(ProviderDown, match="sender_id"):
         await provider.send(outgoing(data={"dlt_template_id": "185903"}))
-    assert peer.requests == []
+    assert peer.received == []
 
 
 async def test_an_unknown_route_is_refused_at_construction(http: httpx.AsyncClient) -> None:
@@ -412,11 +405,11 @@ async def test_an_unknown_route_is_refused_at_construction(http: httpx.AsyncClie
         Fast2SmsProvider(http=http, api_key=API_KEY, route="otp")
 
 
-async def test_the_peer_also_reads_form_bodies(peer: FakeFast2Sms, http: httpx.AsyncClient) -> None:
+async def test_the_peer_also_reads_form_bodies(peer: Fast2SmsPeer, http: httpx.AsyncClient) -> None:
     response = await http.post(
         peer.base_url + "bulkV2",
         data={"route": "q", "message": "m", "numbers": "9876543210,9876543211"},
         headers={"authorization": API_KEY},
     )
     assert response.json()["return"] is True
-    assert peer.requests[0].numbers == ["9876543210", "9876543211"]
+    assert peer.received[0].numbers == ["9876543210", "9876543211"]

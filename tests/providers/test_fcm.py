@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +20,11 @@ from providers.base import (
     TransientError,
 )
 from providers.fcm import FcmProvider, ServiceAccountError
-from providers.fcm.client import RETRY_TOTAL, parse_retry_after
+from providers.fcm.client import RETRY_TOTAL
 from providers.fcm.provider import OUTAGE_AFTER, RETRY_AFTER_CAP_SECONDS
 from storage.push import TOPIC_PREFIX as STORAGE_TOPIC_PREFIX
-from tests.peers.fcm import CLIENT_EMAIL, PROJECT_ID, SCOPE, Fault, FcmPeer
+from tests.helpers import free_port
+from tests.peers.fcm import CLIENT_EMAIL, PROJECT_ID, SCOPE, TOKEN_PATH, Fault, FcmPeer
 
 TOKEN = "dyimeAKczeP3UJ8ynvI1I2:APA91bHQFAK2d28Tyfg89zqWVrPynCCEXF9eNnRW705fFxEdDE4klEBsq"
 
@@ -72,7 +70,7 @@ async def test_sends_one_v1_message_with_the_services_token(
 ) -> None:
     provider = make_provider()
     result = await provider.send(push(subject="Fresh bread", data={"store": "12", "kind": "bag"}))
-    [sent] = peer.sends
+    [sent] = peer.received
     assert sent.project == PROJECT_ID
     assert sent.token == TOKEN and sent.topic is None
     assert sent.message["notification"] == {"title": "Fresh bread", "body": "Bags are in"}
@@ -92,15 +90,15 @@ async def test_data_values_go_as_strings(
 ) -> None:
     # Outgoing.data is typed str, but a caller's ints must not reach FCM (it answers 400).
     await make_provider().send(push(data={"count": 3, "ok": True}))  # type: ignore[dict-item]
-    assert peer.sends[0].status == 200
-    assert peer.sends[0].message["data"] == {"count": "3", "ok": "True"}
+    assert peer.received[0].status == 200
+    assert peer.received[0].message["data"] == {"count": "3", "ok": "True"}
 
 
 async def test_a_topic_goes_to_the_topic(
     peer: FcmPeer, make_provider: Callable[..., FcmProvider]
 ) -> None:
     await make_provider().send(push(recipient="topic:news", subject="News"))
-    [sent] = peer.sends
+    [sent] = peer.received
     assert sent.topic == "news" and sent.token is None
     assert "token" not in sent.message
     assert STORAGE_TOPIC_PREFIX == "topic:"  # the outbox writes topics the way we read them
@@ -109,7 +107,7 @@ async def test_a_topic_goes_to_the_topic(
 async def test_a_dead_token_is_a_recipient_error_that_says_so(
     peer: FcmPeer, make_provider: Callable[..., FcmProvider]
 ) -> None:
-    peer.script(Fault.dead(), token="gone")
+    peer.script(Fault.dead(), match="gone")
     with pytest.raises(RecipientError) as caught:
         await make_provider().send(push(recipient="gone"))
     assert caught.value.opted_out
@@ -121,11 +119,11 @@ async def test_a_malformed_token_is_dead_but_a_bad_payload_is_not(
     peer: FcmPeer, make_provider: Callable[..., FcmProvider]
 ) -> None:
     provider = make_provider()
-    peer.script(Fault.malformed(), token="not-a-token")
+    peer.script(Fault.malformed(), match="not-a-token")
     with pytest.raises(RecipientError) as malformed:
         await provider.send(push(recipient="not-a-token"))
     assert malformed.value.opted_out and malformed.value.code == "INVALID_ARGUMENT"
-    peer.script(Fault.bad_payload(), token="fine-token")
+    peer.script(Fault.bad_payload(), match="fine-token")
     with pytest.raises(RecipientError) as ours:
         await provider.send(push(recipient="fine-token"))
     # Our message was wrong, not the token: keep the token.
@@ -136,11 +134,11 @@ async def test_a_token_of_another_project_is_dead_but_iam_refusal_is_ours(
     peer: FcmPeer, make_provider: Callable[..., FcmProvider]
 ) -> None:
     provider = make_provider()
-    peer.script(Fault.sender_mismatch(), token="theirs")
+    peer.script(Fault.sender_mismatch(), match="theirs")
     with pytest.raises(RecipientError) as mismatch:
         await provider.send(push(recipient="theirs"))
     assert mismatch.value.opted_out and mismatch.value.code == "SENDER_ID_MISMATCH"
-    peer.script(Fault.permission_denied(), token="anyone")
+    peer.script(Fault.permission_denied(), match="anyone")
     with pytest.raises(ProviderDown) as denied:
         await provider.send(push(recipient="anyone"))
     assert denied.value.code == "PERMISSION_DENIED"
@@ -149,7 +147,7 @@ async def test_a_token_of_another_project_is_dead_but_iam_refusal_is_ours(
 async def test_a_topic_is_never_dead(
     peer: FcmPeer, make_provider: Callable[..., FcmProvider]
 ) -> None:
-    peer.script(Fault.dead(), token="/topics/ghost")
+    peer.script(Fault.dead(), match="/topics/ghost")
     with pytest.raises(RecipientError) as caught:
         await make_provider().send(push(recipient="topic:ghost"))
     assert not caught.value.opted_out
@@ -172,20 +170,11 @@ async def test_quota_is_transient_with_retry_after_bounded(
         await provider.send(push())
     assert quota.value.retry_after == 7.0 and quota.value.code == "QUOTA_EXCEEDED"
     # Not slept on by the client: one request, the wait is the outbox's.
-    assert len(peer.sends) == 1
+    assert len(peer.received) == 1
     peer.script(Fault.quota(retry_after="86400"), times=1)
     with pytest.raises(TransientError) as long_wait:
         await provider.send(push())
     assert long_wait.value.retry_after == RETRY_AFTER_CAP_SECONDS
-
-
-def test_retry_after_takes_seconds_or_a_date() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert parse_retry_after("12") == 12.0
-    date = format_datetime(now + timedelta(seconds=30), usegmt=True)
-    assert parse_retry_after(date, now=now) == pytest.approx(30.0)
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
 
 
 async def test_503_is_retried_a_bounded_number_of_times_then_transient(
@@ -196,13 +185,13 @@ async def test_503_is_retried_a_bounded_number_of_times_then_transient(
     peer.script(Fault.unavailable(retry_after="120"))
     with pytest.raises(TransientError) as caught:
         await provider.send(push())
-    assert len(peer.sends) == 1 + RETRY_TOTAL
+    assert len(peer.received) == 1 + RETRY_TOTAL
     assert caught.value.retry_after == 120.0
     peer.clear()
     peer.script(Fault.unavailable(), times=1)
     result = await provider.send(push())
-    assert [s.status for s in peer.sends] == [503, 200]
-    assert result.provider_message_id == peer.sends[-1].name
+    assert [s.status for s in peer.received] == [503, 200]
+    assert result.provider_message_id == peer.received[-1].name
 
 
 async def test_500_is_transient_without_an_adapter_retry(
@@ -212,7 +201,7 @@ async def test_500_is_transient_without_an_adapter_retry(
     with pytest.raises(TransientError) as caught:
         await make_provider().send(push())
     assert caught.value.code == "INTERNAL"
-    assert len(peer.sends) == 1
+    assert len(peer.received) == 1
 
 
 async def test_an_expired_access_token_is_renewed_once_and_the_send_repeated(
@@ -223,11 +212,11 @@ async def test_an_expired_access_token_is_renewed_once_and_the_send_repeated(
     first = peer.issued_tokens
     peer.expire_access_token()
     await provider.send(push(recipient="second-device"))
-    statuses = [(s.token, s.status) for s in peer.sends]
+    statuses = [(s.token, s.status) for s in peer.received]
     assert statuses == [(TOKEN, 200), ("second-device", 401), ("second-device", 200)]
     assert len(peer.issued_tokens) == 2
-    assert peer.sends[1].access_token == first[0]
-    assert peer.sends[2].access_token == peer.issued_tokens[1]
+    assert peer.received[1].access_token == first[0]
+    assert peer.received[2].access_token == peer.issued_tokens[1]
     assert provider.token_refreshes == 2
 
 
@@ -239,7 +228,7 @@ async def test_one_access_token_is_shared_by_every_thread(
     assert len(peer.accepted) == 40
     # pyfcm alone fetches one per worker thread.
     assert len(peer.grants) == 1
-    assert {s.access_token for s in peer.sends} == set(peer.issued_tokens)
+    assert {s.access_token for s in peer.received} == set(peer.issued_tokens)
 
 
 async def test_revoked_credentials_are_provider_down_after_one_fresh_token(
@@ -257,13 +246,13 @@ async def test_revoked_credentials_are_provider_down_after_one_fresh_token(
 async def test_a_refused_key_is_provider_down_and_health_says_so(
     peer: FcmPeer, make_provider: Callable[..., FcmProvider]
 ) -> None:
-    peer.fail_token_endpoint(400, "invalid_grant")
+    peer.script(Fault.grant_refused(400, "invalid_grant"), match=TOKEN_PATH)
     provider = make_provider()
     with pytest.raises(ProviderDown) as caught:
         await provider.send(push())
     assert "invalid_grant" in str(caught.value)
     assert caught.value.code == "OAUTH"
-    assert peer.sends == []
+    assert peer.received == []
     health = await provider.health()
     assert health.state == "down" and "invalid_grant" in health.detail
 
@@ -271,9 +260,7 @@ async def test_a_refused_key_is_provider_down_and_health_says_so(
 async def test_an_unreachable_token_endpoint_is_transient(
     peer: FcmPeer, make_provider: Callable[..., FcmProvider], tmp_path: Path
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/token"
+    closed = f"http://127.0.0.1:{free_port()}/token"
     account = peer.write_service_account(tmp_path / "elsewhere.json", token_uri=closed)
     provider = make_provider(service_account_file=str(account))
     with pytest.raises(TransientError):
@@ -297,7 +284,7 @@ async def test_health_gets_a_token_and_sends_nothing(
     health = await provider.health()
     assert health.state == "ok"
     assert PROJECT_ID in health.detail and CLIENT_EMAIL in health.detail
-    assert peer.sends == [] and len(peer.grants) == 1
+    assert peer.received == [] and len(peer.grants) == 1
     await provider.health()
     assert len(peer.grants) == 1  # cached, and the token is still good
 
@@ -308,7 +295,7 @@ async def test_the_project_id_setting_wins_over_the_files(
     account = peer.write_service_account(tmp_path / "other.json", project_id="someone-else")
     provider = make_provider(service_account_file=str(account), project_id=PROJECT_ID)
     await provider.send(push())
-    assert peer.sends[0].project == PROJECT_ID
+    assert peer.received[0].project == PROJECT_ID
     wrong = make_provider(service_account_file=str(account))
     with pytest.raises(ProviderDown):
         await wrong.send(push())

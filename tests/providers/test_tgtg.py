@@ -9,7 +9,7 @@ import pytest
 
 from providers.tgtg.client import PAGE_SIZE, TgtgClient, Tokens, parse_item
 from providers.tgtg.errors import TgtgBlocked, TgtgLoginError, TgtgRateLimited, TgtgUnauthorized
-from tests.peers.tgtg import PIN, TgtgPeer
+from tests.peers.tgtg import PIN, Fault, TgtgPeer
 
 EMAIL = "ana@example.com"
 
@@ -91,7 +91,7 @@ async def test_a_second_401_is_not_retried_again(client: TgtgClient, peer: TgtgP
     async def on_rotate(new: Tokens) -> None:
         pass
 
-    peer.fail(401, times=2, path="item/v8")
+    peer.script(Fault.unauthorized(), match="item/v8", times=2)
     with pytest.raises(TgtgUnauthorized):
         await client.favorites((tokens.access_token, tokens.refresh_token, None), on_rotate)
     assert len(peer.requests_to("item/v8")) == 2
@@ -137,7 +137,7 @@ async def test_error_statuses_map_to_our_errors(
     async def on_rotate(new: Tokens) -> None:
         pass
 
-    peer.fail(status, retry_after="7" if status == 429 else None)
+    peer.script(Fault(status, retry_after="7" if status == 429 else None), times=1)
     with pytest.raises(error) as caught:
         await client.favorites((tokens.access_token, tokens.refresh_token, None), on_rotate)
     if isinstance(caught.value, TgtgRateLimited):
@@ -203,7 +203,7 @@ async def test_a_cookie_set_on_any_answer_is_merged_and_reported(
         kept.append(cookie)
 
     credentials = (tokens.access_token, tokens.refresh_token, "session=abc; datadome=old")
-    peer.fail(403, path="item/v8")  # a block still sets a datadome cookie
+    peer.script(Fault.captcha(), match="item/v8", times=1)  # a block still sets a datadome cookie
     with pytest.raises(TgtgBlocked):
         await client.favorites(credentials, on_rotate, on_cookie)
     assert kept == ["session=abc; datadome=blocked"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +14,9 @@ import httpx
 import pytest
 
 # The daemon subprocess and the modem simulator thread are the daemon tests' own helpers.
-from tests.daemon.conftest import DaemonProcess, daemon_env, free_port, spawn  # noqa: F401
-from tests.daemon.test_modem_e2e import SimThread, wait_for  # noqa: F401
+from tests.daemon.conftest import DaemonProcess, daemon_env, spawn  # noqa: F401
+from tests.daemon.test_modem_e2e import SimThread
+from tests.helpers import free_port, wait_until
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 # httpx.Client is thread-safe; a few requests in flight keep the daemon's writer busy.
@@ -104,13 +104,16 @@ class Daemon:
         return health["components"]["sms"]["providers"].get("modem", {}).get("state") == "ok"
 
     def wait_all_final(self, count: int, timeout: float) -> Counter[str]:
-        deadline = time.monotonic() + timeout
-        while True:
+        def final() -> Counter[str] | None:
             now = statuses(self.database)
-            if sum(n for status, n in now.items() if status in FINAL) >= count:
-                return now
-            assert time.monotonic() < deadline, f"not all final after {timeout}s: {now}"
-            time.sleep(0.1)
+            return now if sum(n for status, n in now.items() if status in FINAL) >= count else None
+
+        return wait_until(
+            final,
+            lambda: f"{count} final messages; got {statuses(self.database)}",
+            timeout=timeout,
+            interval=0.1,
+        )
 
 
 @pytest.fixture

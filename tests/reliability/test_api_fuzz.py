@@ -19,7 +19,8 @@ from schemathesis.checks import not_a_server_error
 from twilio.request_validator import RequestValidator
 
 from providers.twilio.webhook import SIGNATURE_HEADER
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port
 from tests.peers.tgtg import TgtgPeer
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN
 
@@ -33,7 +34,7 @@ def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     with the fake's token, TGTG logins against the fake TGTG."""
     root = tmp_path_factory.mktemp("fuzz")
     port = free_port()
-    tgtg = TgtgPeer().__enter__()
+    tgtg = TgtgPeer().start()
     config = root / "config.toml"
     config.write_text(
         f'[paths]\ndata_dir = "{root / "data"}"\n'
@@ -58,7 +59,7 @@ def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         assert "Traceback" not in daemon.output, daemon.output
     finally:
         daemon.kill()
-        tgtg.__exit__(None, None, None)
+        tgtg.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from tests.peers.twilio import Reply, TwilioPeer
+from tests.helpers import wait_until
+from tests.peers.twilio import Fault, TwilioPeer
 from tests.reliability.conftest import (
     Daemon,
     SimThread,
@@ -19,7 +20,6 @@ from tests.reliability.conftest import (
     read_db,
     statuses,
     twilio_section,
-    wait_for,
 )
 
 MESSAGES = 1000
@@ -39,7 +39,7 @@ def test_twenty_kill_9_rounds_lose_nothing(
     began = time.monotonic()
     with TwilioPeer() as twilio:
         twilio.latency = 0.02  # so requests are in flight when the kills come
-        twilio.script(Reply.error(21408, 400, "Permission to send to this region"), to=ABROAD)
+        twilio.script(Fault.error(21408, 400, "Permission to send to this region"), match=ABROAD)
         daemon = make_daemon(
             '[sms]\nchain = ["twilio", "modem"]\n'
             # Paced so that the 1,000 messages flow through all 20 rounds, not the first two.
@@ -49,7 +49,7 @@ def test_twenty_kill_9_rounds_lose_nothing(
         )
         bodies = [(ABROAD if n % 4 == 0 else CUSTOMER, f"message {n}") for n in range(MESSAGES)]
         process = daemon.start()
-        wait_for(daemon.modem_ready, "the modem to be ready")
+        wait_until(daemon.modem_ready, "the modem to be ready")
         with daemon.client() as client:
             ids = enqueue(client, bodies)
         print(f"enqueued {MESSAGES} in {time.monotonic() - began:.1f}s")

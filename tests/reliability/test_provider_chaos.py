@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.peers.twilio import Reply, TwilioPeer
+from tests.helpers import wait_until
+from tests.peers.twilio import Fault, TwilioPeer
 from tests.reliability.conftest import (
     Daemon,
     SimThread,
@@ -19,7 +20,6 @@ from tests.reliability.conftest import (
     read_db,
     statuses,
     twilio_section,
-    wait_for,
 )
 
 CUSTOMER = "+33612345678"
@@ -40,15 +40,15 @@ def test_thirty_percent_failures_everything_arrives(
 ) -> None:
     messages = 300
     with TwilioPeer() as twilio:
-        twilio.script(Reply.error(21408, 400, "Permission to send to this region"), to=ABROAD)
+        twilio.script(Fault.error(21408, 400, "Permission to send to this region"), match=ABROAD)
         twilio.chaos(
             CHAOS_RATE,
             [
-                Reply.server_error(500),
-                Reply.server_error(503, retry_after="1"),
-                Reply.too_many(retry_after="1"),
-                Reply.slow(HANG),
-                Reply.connection_reset(),
+                Fault.server_error(500),
+                Fault.server_error(503, retry_after="1"),
+                Fault.too_many(retry_after="1"),
+                Fault.slow(HANG),
+                Fault.connection_reset(),
             ],
             seed=10,
         )
@@ -63,12 +63,12 @@ def test_thirty_percent_failures_everything_arrives(
         )
         bodies = [(ABROAD if n % 4 == 0 else CUSTOMER, f"chaos {n}") for n in range(messages)]
         daemon.start()
-        wait_for(daemon.modem_ready, "the modem to be ready")
+        wait_until(daemon.modem_ready, "the modem to be ready")
         with daemon.client() as client:
             enqueue(client, bodies)
         daemon.wait_all_final(messages, timeout=60)
         daemon.stop()
-        requests = [r for r in twilio.requests if r.path == twilio.messages_path]
+        requests = [r for r in twilio.received if r.path == twilio.messages_path]
         modem = sent_bodies(sim)
         refusals = sim.call(lambda: sim.sim.chaos_refusals)
 
@@ -121,11 +121,13 @@ def test_modem_unplugged_mid_burst_everything_arrives(
             + "breaker_cooldown_seconds = 0.5\n"
         )
         daemon.start()
-        wait_for(daemon.modem_ready, "the modem to be ready")
+        wait_until(daemon.modem_ready, "the modem to be ready")
         bodies = [(CUSTOMER, f"burst {n}") for n in range(messages)]
         with daemon.client() as client:
             enqueue(client, bodies)
-        wait_for(lambda: sent_bodies(sim).total() >= messages // 4, "the burst to start", 30)
+        wait_until(
+            lambda: sent_bodies(sim).total() >= messages // 4, "the burst to start", timeout=30
+        )
         sim.run(sim.sim.unplug())
         unplugged_at = sent_bodies(sim).total()
         time.sleep(1.0)
@@ -133,7 +135,7 @@ def test_modem_unplugged_mid_burst_everything_arrives(
         daemon.wait_all_final(messages, timeout=60)
         if chain == ["modem"]:
             # After the reconnect the modem is back in the health report.
-            wait_for(daemon.modem_ready, "the modem to be ready again")
+            wait_until(daemon.modem_ready, "the modem to be ready again")
         daemon.stop()
         modem = sent_bodies(sim)
         twilio_bodies = Counter(r.form["Body"] for r in twilio.sent)

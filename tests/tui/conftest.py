@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.daemon.conftest import REPO, DaemonProcess, free_port
+from tests.daemon.conftest import REPO, DaemonProcess
+from tests.helpers import free_port
 from tui.app import ShopbellApp
 from tui.client import ApiClient
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.daemon.conftest import free_port
+from tests.helpers import free_port
 from tests.tui.conftest import LiveDaemon, make_app
 from tests.tui.conftest import until as _until
 from tui.modals.confirm import ConfirmModal

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from textual.widgets import Input
 
-from tests.daemon.conftest import REPO, free_port
+from tests.daemon.conftest import REPO
+from tests.helpers import free_port
 from tests.peers.tgtg import PIN, TgtgPeer
 from tests.tui.conftest import TOKEN, LiveDaemon, make_app
 from tests.tui.conftest import until as _until

@@ -21,7 +21,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Generous: a cold Chromium on a busy 2-core CI machine; a warm run takes ~3 s.

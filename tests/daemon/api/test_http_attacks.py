@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port
 
 HEALTH = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 BIG_HEADER_BYTES = 64 * 1024 * 1024

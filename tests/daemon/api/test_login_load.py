@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port
 
 TOKEN = "login-load-token-0123456789abcdef"
 PASSWORD = "correct horse battery"

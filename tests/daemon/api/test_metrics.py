@@ -4,7 +4,6 @@ queue, TGTG polls and blocks in Prometheus' text format, behind the token unless
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from storage import subscribers
 from storage import tgtg as tgtg_rows
 from storage.database import Database
 from tests.daemon.api.support import bearer, client_for
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
 from tests.daemon.test_modem_e2e import SimThread
-from tests.peers.tgtg import PIN, TgtgPeer
+from tests.helpers import free_port, wait_until
+from tests.peers.tgtg import PIN, Fault, TgtgPeer
 
 TOKEN = "metrics-api-token-0c4f9e2b7a"
 
@@ -40,15 +40,6 @@ def sample(text: str, name: str, **labels: str) -> float | None:
         if key == head:
             return float(value)
     return None
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_daemon(
@@ -95,7 +86,7 @@ def test_metrics_are_off_by_default_and_prometheus_is_never_imported(
         client.post(
             "/api/v1/messages", headers=bearer(TOKEN), json={"to": "+33612345678", "body": "hi"}
         )
-        wait_for(
+        wait_until(
             lambda: (
                 client.get("/api/v1/messages", headers=bearer(TOKEN)).json()["messages"][0][
                     "status"
@@ -132,7 +123,7 @@ def test_metrics_count_console_sends_and_need_the_token(
                 text, "shopbell_sends_total", provider="console", channel="sms", outcome="sent"
             )
 
-        wait_for(lambda: sent() == 3.0, "three sends counted")
+        wait_until(lambda: sent() == 3.0, "three sends counted")
         answer = client.get("/metrics", headers=bearer(TOKEN))
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/plain")
@@ -242,7 +233,7 @@ async def test_tgtg_polls_and_blocks_are_counted(
 
     await poll()
     await poll()
-    tgtg_peer.fail(403, path="item/v8")  # a captcha block
+    tgtg_peer.script(Fault.captcha(), match="item/v8", times=1)  # a captcha block
     await poll()
     async with client_for(app) as client:
         text = (await client.get("/metrics", headers=bearer())).text
@@ -270,7 +261,7 @@ def test_modem_signal_and_registration_are_shown(
             assert sample(text, "shopbell_modem_registered") == 1.0
             assert sample(text, "shopbell_modem_signal_dbm") == -73.0
             sim.run(sim.sim.unplug())
-            wait_for(
+            wait_until(
                 lambda: (
                     sample(
                         client.get("/metrics", headers=bearer(TOKEN)).text,

@@ -27,7 +27,8 @@ from fastapi import FastAPI
 from daemon.runtime.clock import ManualClock
 from daemon.services.outbox.service import Outbox
 from storage.database import Database
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
+from tests.helpers import free_port
 
 # The original suite's fixtures.
 VALID_CONTACT = "+201009129288"

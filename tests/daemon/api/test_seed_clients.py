@@ -31,8 +31,9 @@ from daemon.services.tgtg.watcher import Watcher, WatcherSettings
 from providers.tgtg.client import TgtgClient
 from storage.database import Database
 from tests.daemon.api.support import TOKEN, client_for
-from tests.daemon.conftest import DaemonProcess, free_port
+from tests.daemon.conftest import DaemonProcess
 from tests.daemon.otp.support import KEY
+from tests.helpers import free_port
 from tests.peers.tgtg import TgtgPeer
 
 # -- seed 2: QuickCart ---------------------------------------------------------------------

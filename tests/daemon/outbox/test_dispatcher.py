@@ -28,8 +28,10 @@ from storage.database import Database
 from storage.messages import get_events, get_message
 from storage.models import Message, MessageEvent
 from storage.optouts import opt_out
-from tests.peers.fast2sms import API_KEY, FakeFast2Sms, Scripted, running_fast2sms
-from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, Reply, TwilioPeer
+from tests.helpers import wait_until_async
+from tests.peers.fast2sms import API_KEY, Fast2SmsPeer
+from tests.peers.fast2sms import Fault as Fast2SmsFault
+from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, Fault, TwilioPeer
 
 FROM = "+15005550006"
 FRENCH = "+33612345678"
@@ -44,8 +46,8 @@ def twilio() -> Iterator[TwilioPeer]:
 
 
 @pytest.fixture
-def fast2sms() -> Iterator[FakeFast2Sms]:
-    with running_fast2sms() as peer:
+def fast2sms() -> Iterator[Fast2SmsPeer]:
+    with Fast2SmsPeer() as peer:
         yield peer
 
 
@@ -78,7 +80,7 @@ class Rig:
 
 @pytest.fixture
 async def make_rig(
-    db: Database, twilio: TwilioPeer, fast2sms: FakeFast2Sms
+    db: Database, twilio: TwilioPeer, fast2sms: Fast2SmsPeer
 ) -> AsyncIterator[Callable[..., Rig]]:
     clock = SystemClock()
     http = httpx.AsyncClient()
@@ -178,46 +180,46 @@ async def test_priority_order_otp_before_alerts_before_manual(make_rig, twilio: 
 async def test_transient_errors_retry_with_backoff_then_succeed(
     make_rig, twilio: TwilioPeer
 ) -> None:
-    twilio.script(Reply.server_error(503), to=FRENCH, times=2)
+    twilio.script(Fault.server_error(503), match=FRENCH, times=2)
     rig = await started(make_rig())
     [message] = await rig.settle([await rig.send(FRENCH)])
     assert message.status == "sent"
     assert message.attempts == 3
-    assert len(twilio.requests) == 3
+    assert len(twilio.received) == 3
     states = [e.state for e in await rig.events(message.id)]
     assert states == ["queued", "sending", "queued", "sending", "queued", "sending", "sent"]
 
 
 async def test_exhausted_provider_fails_over_to_the_next(
-    make_rig, twilio: TwilioPeer, fast2sms: FakeFast2Sms
+    make_rig, twilio: TwilioPeer, fast2sms: Fast2SmsPeer
 ) -> None:
-    twilio.script(Reply.too_many(retry_after="0"), to=INDIAN)
+    twilio.script(Fault.too_many(retry_after="0"), match=INDIAN)
     rig = await started(make_rig())
     [message] = await rig.settle([await rig.send(INDIAN)])
     assert message.status == "sent"
     assert message.provider == "fast2sms"
-    assert len(twilio.requests) == 3, "attempts_per_provider tries on twilio"
-    assert [r.numbers for r in fast2sms.requests] == [["9876543210"]]
+    assert len(twilio.received) == 3, "attempts_per_provider tries on twilio"
+    assert [r.numbers for r in fast2sms.received] == [["9876543210"]]
     details = " ".join(e.detail or "" for e in await rig.events(message.id))
     assert "failing over" in details
 
 
 async def test_recipient_error_fails_at_once_without_failover(
-    make_rig, twilio: TwilioPeer, fast2sms: FakeFast2Sms
+    make_rig, twilio: TwilioPeer, fast2sms: Fast2SmsPeer
 ) -> None:
-    twilio.script(Reply.error(21211, message="not a valid phone number"), to=INDIAN)
+    twilio.script(Fault.error(21211, message="not a valid phone number"), match=INDIAN)
     rig = await started(make_rig())
     [message] = await rig.settle([await rig.send(INDIAN)])
     assert message.status == "failed"
     assert message.error_code == "21211"
-    assert len(twilio.requests) == 1
-    assert fast2sms.requests == []
+    assert len(twilio.received) == 1
+    assert fast2sms.received == []
 
 
 async def test_21610_records_the_opt_out_and_refuses_later_sends(
     make_rig, twilio: TwilioPeer
 ) -> None:
-    twilio.script(Reply.error(21610, message="unsubscribed"), to=FRENCH)
+    twilio.script(Fault.error(21610, message="unsubscribed"), match=FRENCH)
     rig = await started(make_rig())
     [message] = await rig.settle([await rig.send(FRENCH)])
     assert message.status == "failed"
@@ -233,41 +235,41 @@ async def test_21610_records_the_opt_out_and_refuses_later_sends(
 
 
 async def test_bad_credentials_open_the_breaker_and_fail_over_at_once(
-    make_rig, twilio: TwilioPeer, fast2sms: FakeFast2Sms
+    make_rig, twilio: TwilioPeer, fast2sms: Fast2SmsPeer
 ) -> None:
     rig = await started(make_rig(twilio_token="wrong-token-0000000000"))
     first = await rig.settle([await rig.send(INDIAN, "one")])
     assert first[0].status == "sent" and first[0].provider == "fast2sms"
-    assert len(twilio.requests) == 1, "no retries on bad credentials"
+    assert len(twilio.received) == 1, "no retries on bad credentials"
     second = await rig.settle([await rig.send(INDIAN, "two")])
     assert second[0].provider == "fast2sms"
-    assert len(twilio.requests) == 1, "the open breaker skips twilio without a request"
+    assert len(twilio.received) == 1, "the open breaker skips twilio without a request"
     assert rig.router.chain("sms")[0].breaker.state == "open"
     assert "wrong-token" not in (first[0].last_error or "")
 
 
 async def test_every_provider_failing_ends_in_failed(
-    make_rig, twilio: TwilioPeer, fast2sms: FakeFast2Sms
+    make_rig, twilio: TwilioPeer, fast2sms: Fast2SmsPeer
 ) -> None:
-    twilio.script(Reply.server_error(500))
-    fast2sms.fail(Scripted.http_error(502))
+    twilio.script(Fault.server_error(500))
+    fast2sms.script(Fast2SmsFault.server_error(502))
     rig = await started(make_rig(attempts=2))
     [message] = await rig.settle([await rig.send(INDIAN)])
     assert message.status == "failed"
     assert "every provider failed" in (message.last_error or "")
-    assert len(twilio.requests) == 2 and len(fast2sms.requests) == 2
+    assert len(twilio.received) == 2 and len(fast2sms.received) == 2
 
 
-async def test_no_provider_for_the_number(make_rig, fast2sms: FakeFast2Sms) -> None:
+async def test_no_provider_for_the_number(make_rig, fast2sms: Fast2SmsPeer) -> None:
     rig = await started(make_rig(chain=("fast2sms",)))
     [message] = await rig.settle([await rig.send(FRENCH)])
     assert message.status == "failed"
     assert "no provider could send it" in (message.last_error or "")
-    assert fast2sms.requests == []
+    assert fast2sms.received == []
 
 
 async def test_timeout_is_transient(make_rig, twilio: TwilioPeer) -> None:
-    twilio.script(Reply.slow(3.0), to=FRENCH, times=1)
+    twilio.script(Fault.slow(3.0), match=FRENCH, times=1)
     rig = await started(make_rig(chain=("twilio",), timeout=0.5))
     started_at = time.monotonic()
     [message] = await rig.settle([await rig.send(FRENCH)])
@@ -300,7 +302,7 @@ async def test_opted_out_number_is_refused_and_its_queue_cancelled(
     await started(rig)
     [message] = await rig.settle([queued])
     assert message.status == "cancelled"
-    assert twilio.requests == []
+    assert twilio.received == []
 
 
 async def test_restart_requeues_messages_left_sending(make_rig, db: Database, twilio) -> None:
@@ -385,10 +387,7 @@ async def test_a_crash_requeues_at_most_what_was_being_sent(
     twilio.latency = 0.3
     rig = await started(make_rig(concurrency=3, others=True))
     ids = [await rig.send(FRENCH, f"message {n}") for n in range(12)]
-    deadline = time.monotonic() + 10
-    while len(twilio.requests) < 4:  # a second round of sends has begun
-        assert time.monotonic() < deadline, "dispatch never got going"
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: len(twilio.received) >= 4, "a second round of sends", timeout=10)
     await crash(rig.dispatcher)
     left_sending = await count_sending(db)
     assert 1 <= left_sending <= 3

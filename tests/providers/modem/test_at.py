@@ -14,6 +14,7 @@ from providers.modem.at import AtChannel, Urc, command_prefix, parse_final
 from providers.modem.errors import AtError, AtTimeout, PortGone
 from providers.modem.pdu import encode_submit
 from providers.modem.simulator import ModemSimulator
+from tests.helpers import wait_until_async
 
 TO = "+4915112340000"
 
@@ -62,13 +63,6 @@ async def open_channel() -> AsyncIterator[Callable[[ModemSimulator], Awaitable[O
     yield open_
     for channel in opened:
         await channel.close()
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 3.0) -> None:
-    """Poll a condition on the simulator's records (they have no event to wait on)."""
-    async with asyncio.timeout(seconds):
-        while not check():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 # -- pure helpers -----------------------------------------------------------------------------
@@ -166,7 +160,7 @@ async def test_urcs_between_commands_go_to_the_handler(make_sim, open_channel) -
     opened = await open_channel(sim)
     sim.receive("+4915199999999", "hello")
     sim.receive("+4915199999999", "direct", mode="direct")
-    await eventually(lambda: len(opened.urcs) == 2)
+    await wait_until_async(lambda: len(opened.urcs) == 2, "len(opened.urcs) == 2", timeout=3.0)
     stored, direct = opened.urcs
     assert (stored.name, stored.value) == ("+CMTI", '"SM",1')
     assert direct.name == "+CMT"
@@ -178,7 +172,11 @@ async def test_urcs_while_a_command_waits_do_not_disturb_it(make_sim, open_chann
     opened = await open_channel(sim)
     part = encode_submit(TO, "hello")[0]
     sending = asyncio.create_task(opened.channel.send_pdu(part.tpdu_length, part.pdu))
-    await eventually(lambda: any(c.startswith("AT+CMGS") for c in sim.commands))
+    await wait_until_async(
+        lambda: any(c.startswith("AT+CMGS") for c in sim.commands),
+        'any(c.startswith("AT+CMGS") for c in sim.commands)',
+        timeout=3.0,
+    )
     await asyncio.sleep(0.1)  # the PDU is in; the "network" takes its time
     sim.receive("+4915199999999", "while you wait")
     assert await sending == ["+CMGS: 0"]
@@ -191,7 +189,11 @@ async def test_huawei_noise_during_commands_is_routed_aside(make_sim, open_chann
     for _ in range(5):
         assert await opened.channel.command("AT+CSQ") == ["+CSQ: 20,99"]
         await asyncio.sleep(0.15)
-    await eventually(lambda: {"^RSSI", "^MODE", "^BOOT"} <= set(opened.names()))
+    await wait_until_async(
+        lambda: {"^RSSI", "^MODE", "^BOOT"} <= set(opened.names()),
+        '{"^RSSI", "^MODE", "^BOOT"} <= set(opened.names())',
+        timeout=3.0,
+    )
 
 
 async def test_urcs_between_cmgs_and_its_prompt(make_sim, open_channel) -> None:
@@ -239,7 +241,9 @@ async def test_garbage_never_breaks_the_reader(make_sim, open_channel, noise) ->
     await opened.channel.settle(quiet=0.05)
     assert await opened.channel.command("AT+CSQ") == ["+CSQ: 20,99"]
     sim.receive("+4915199999999", "after the noise")
-    await eventually(lambda: "+CMTI" in opened.names())
+    await wait_until_async(
+        lambda: "+CMTI" in opened.names(), '"+CMTI" in opened.names()', timeout=3.0
+    )
     assert opened.channel.connected
 
 
@@ -261,7 +265,11 @@ async def test_truncated_pdu_urc_does_not_eat_the_next_final(make_sim, open_chan
     opened = await open_channel(sim)
     part = encode_submit(TO, "hello")[0]
     sending = asyncio.create_task(opened.channel.send_pdu(part.tpdu_length, part.pdu))
-    await eventually(lambda: any(c.startswith("AT+CMGS") for c in sim.commands))
+    await wait_until_async(
+        lambda: any(c.startswith("AT+CMGS") for c in sim.commands),
+        'any(c.startswith("AT+CMGS") for c in sim.commands)',
+        timeout=3.0,
+    )
     await asyncio.sleep(0.05)
     sim.garbage(b"\r\n+CDS: 25\r\n")  # its PDU line is lost
     assert await sending == ["+CMGS: 0"]
@@ -316,7 +324,9 @@ async def test_unplug_while_a_command_waits_raises_port_gone(make_sim, open_chan
     opened = await open_channel(sim)
     sim.silent_next("AT+CSQ")
     waiting = asyncio.create_task(opened.channel.command("AT+CSQ", seconds=5.0))
-    await eventually(lambda: "AT+CSQ" in sim.commands)
+    await wait_until_async(
+        lambda: "AT+CSQ" in sim.commands, '"AT+CSQ" in sim.commands', timeout=3.0
+    )
     await sim.unplug()
     with pytest.raises(PortGone):
         await waiting
@@ -330,7 +340,11 @@ async def test_unplug_after_the_pdu_marks_it_written(make_sim, open_channel) -> 
     opened = await open_channel(sim)
     part = encode_submit(TO, "hello")[0]
     sending = asyncio.create_task(opened.channel.send_pdu(part.tpdu_length, part.pdu))
-    await eventually(lambda: any(c.startswith("AT+CMGS") for c in sim.commands))
+    await wait_until_async(
+        lambda: any(c.startswith("AT+CMGS") for c in sim.commands),
+        'any(c.startswith("AT+CMGS") for c in sim.commands)',
+        timeout=3.0,
+    )
     await asyncio.sleep(0.1)
     await sim.unplug()
     with pytest.raises(PortGone) as caught:

@@ -20,6 +20,7 @@ from providers.base import (
 from providers.modem.driver import ModemState
 from providers.modem.provider import ModemInbound, ModemProvider, ModemReport
 from providers.modem.simulator import ModemSimulator
+from tests.helpers import wait_until_async
 from tests.providers.modem.configs import fast_config
 
 TO = "+4915112340000"
@@ -110,13 +111,6 @@ async def ready(provider: ModemProvider) -> None:
     assert await driver.wait_for_state(ModemState.READY, timeout=8.0), driver.detail
 
 
-async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
-    """Poll a condition on recorded state (the simulator has no event to wait on)."""
-    async with asyncio.timeout(seconds):
-        while not check():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
 def sms(body: str, *, to: str = TO, message_id: int = 1, **extra: Any) -> Outgoing:
     return Outgoing(message_id=message_id, channel="sms", recipient=to, body=body, **extra)
 
@@ -191,11 +185,13 @@ async def test_delivered_reports_reach_the_callback_then_leave_the_modem(
     inbox = Inbox()
     provider = await make_provider(inbox=inbox)
     result = await provider.send(sms(LONG))
-    await eventually(lambda: len(inbox.reports) == 3)
+    await wait_until_async(lambda: len(inbox.reports) == 3, "len(inbox.reports) == 3", timeout=5.0)
     assert {str(r.message_reference) for r in inbox.reports} == set(result.parts)
     assert all(r.delivered and not r.failed and r.status == 0 for r in inbox.reports)
     assert all(r.recipient == TO for r in inbox.reports)
-    await eventually(lambda: len(sim.deleted_reports) == 3)
+    await wait_until_async(
+        lambda: len(sim.deleted_reports) == 3, "len(sim.deleted_reports) == 3", timeout=5.0
+    )
     assert sim.stored_reports == {}
 
 
@@ -204,7 +200,7 @@ async def test_failed_report(make_sim, make_provider) -> None:
     inbox = Inbox()
     provider = await make_provider(inbox=inbox)
     result = await provider.send(sms("to a dead phone"))
-    await eventually(lambda: len(inbox.reports) == 1)
+    await wait_until_async(lambda: len(inbox.reports) == 1, "len(inbox.reports) == 1", timeout=5.0)
     [report] = inbox.reports
     assert report.failed and not report.delivered
     assert str(report.message_reference) == result.provider_message_id
@@ -218,12 +214,16 @@ async def test_a_report_that_was_not_recorded_stays_and_comes_again(
     inbox.fail = True
     provider = await make_provider(inbox=inbox, poll_seconds=0.3)
     await provider.send(sms("hello"))
-    await eventually(lambda: len(sim.stored_reports) == 1)
+    await wait_until_async(
+        lambda: len(sim.stored_reports) == 1, "len(sim.stored_reports) == 1", timeout=5.0
+    )
     await asyncio.sleep(0.2)
     assert sim.deleted_reports == []
     inbox.fail = False
-    await eventually(lambda: len(inbox.reports) == 1)
-    await eventually(lambda: sim.stored_reports == {})
+    await wait_until_async(lambda: len(inbox.reports) == 1, "len(inbox.reports) == 1", timeout=5.0)
+    await wait_until_async(
+        lambda: sim.stored_reports == {}, "sim.stored_reports == {}", timeout=5.0
+    )
 
 
 async def test_inline_reports_when_the_modem_refuses_to_store_them(make_sim, make_provider) -> None:
@@ -235,7 +235,7 @@ async def test_inline_reports_when_the_modem_refuses_to_store_them(make_sim, mak
     provider = await make_provider(inbox=inbox)
     assert "AT+CNMI=2,1,0,1,0" in sim.commands
     result = await provider.send(sms("hello"))
-    await eventually(lambda: len(inbox.reports) == 1)
+    await wait_until_async(lambda: len(inbox.reports) == 1, "len(inbox.reports) == 1", timeout=5.0)
     assert str(inbox.reports[0].message_reference) == result.provider_message_id
     assert inbox.reports[0].delivered
     assert sim.stored_reports == {}
@@ -251,7 +251,9 @@ async def test_stored_messages_are_read_at_start_and_deleted_after_commit(
     [index] = sim.preload(SENDER, "was waiting on the SIM")
     inbox = Inbox(sim)
     await make_provider(inbox=inbox)
-    await eventually(lambda: len(inbox.messages) == 1)
+    await wait_until_async(
+        lambda: len(inbox.messages) == 1, "len(inbox.messages) == 1", timeout=5.0
+    )
     [message] = inbox.messages
     assert (message.sender, message.text, message.parts, message.partial) == (
         SENDER,
@@ -261,7 +263,7 @@ async def test_stored_messages_are_read_at_start_and_deleted_after_commit(
     )
     assert message.received_at.tzinfo is not None
     assert inbox.on_modem_during == [1]  # still on the modem while it was being recorded
-    await eventually(lambda: sim.deleted == [index])
+    await wait_until_async(lambda: sim.deleted == [index], "sim.deleted == [index]", timeout=5.0)
     assert sim.stored == {}
 
 
@@ -270,7 +272,7 @@ async def test_live_message_by_cmti(make_sim, make_provider) -> None:
     inbox = Inbox(sim)
     await make_provider(inbox=inbox)
     [index] = sim.receive(SENDER, "STOP")
-    await eventually(lambda: sim.deleted == [index])
+    await wait_until_async(lambda: sim.deleted == [index], "sim.deleted == [index]", timeout=5.0)
     assert [m.text for m in inbox.messages] == ["STOP"]
     assert inbox.on_modem_during == [1]
 
@@ -280,7 +282,9 @@ async def test_live_message_by_direct_cmt(make_sim, make_provider) -> None:
     inbox = Inbox()
     await make_provider(inbox=inbox)
     sim.receive("Shop", "routed straight to us", mode="direct")
-    await eventually(lambda: len(inbox.messages) == 1)
+    await wait_until_async(
+        lambda: len(inbox.messages) == 1, "len(inbox.messages) == 1", timeout=5.0
+    )
     assert (inbox.messages[0].sender, inbox.messages[0].text) == ("Shop", "routed straight to us")
 
 
@@ -292,11 +296,15 @@ async def test_a_message_is_never_deleted_before_it_is_committed(make_sim, make_
     await make_provider(inbox=inbox, poll_seconds=0.3)
     [live] = sim.receive(SENDER, "second")
     # Each is offered, fails, and is offered again at the next reconcile; nothing is deleted.
-    await eventually(lambda: inbox.calls >= 4)
+    await wait_until_async(lambda: inbox.calls >= 4, "inbox.calls >= 4", timeout=5.0)
     assert sim.deleted == []
     assert set(sim.stored) == {stored, live}
     inbox.fail = False
-    await eventually(lambda: sorted(sim.deleted) == sorted([stored, live]))
+    await wait_until_async(
+        lambda: sorted(sim.deleted) == sorted([stored, live]),
+        "sorted(sim.deleted) == sorted([stored, live])",
+        timeout=5.0,
+    )
     assert sorted(m.text for m in inbox.messages) == ["first", "second"]
     assert all(count >= 1 for count in inbox.on_modem_during)
 
@@ -309,7 +317,9 @@ async def test_a_message_whose_delete_failed_is_not_handed_up_twice(
     await make_provider(inbox=inbox, poll_seconds=0.3)
     sim.fail_next("AT+CMGD", "+CMS ERROR: 500")
     [index] = sim.receive(SENDER, "once")
-    await eventually(lambda: sim.deleted == [index])  # deleted at the next reconcile
+    await wait_until_async(
+        lambda: sim.deleted == [index], "sim.deleted == [index]", timeout=5.0
+    )  # deleted at the next reconcile
     assert [m.text for m in inbox.messages] == ["once"]
 
 
@@ -327,7 +337,7 @@ async def test_same_message_read_again_keeps_its_key(make_sim, make_provider) ->
 
     provider = await make_provider(inbox=inbox, poll_seconds=0.3)
     provider.on_inbound = remember
-    await eventually(lambda: len(keys) == 2)
+    await wait_until_async(lambda: len(keys) == 2, "len(keys) == 2", timeout=5.0)
     assert keys[0] == keys[1]
 
 
@@ -337,11 +347,17 @@ async def test_multipart_inbound_is_reassembled(make_sim, make_provider) -> None
     await make_provider(inbox=inbox)
     indices = sim.receive(SENDER, LONG)
     assert len(indices) == 3
-    await eventually(lambda: len(inbox.messages) == 1)
+    await wait_until_async(
+        lambda: len(inbox.messages) == 1, "len(inbox.messages) == 1", timeout=5.0
+    )
     [message] = inbox.messages
     assert (message.text, message.parts, message.partial) == (LONG, 3, False)
     assert inbox.on_modem_during == [3]
-    await eventually(lambda: sorted(sim.deleted) == sorted(indices))
+    await wait_until_async(
+        lambda: sorted(sim.deleted) == sorted(indices),
+        "sorted(sim.deleted) == sorted(indices)",
+        timeout=5.0,
+    )
 
 
 async def test_multipart_inbound_stored_at_start(make_sim, make_provider) -> None:
@@ -349,7 +365,9 @@ async def test_multipart_inbound_stored_at_start(make_sim, make_provider) -> Non
     sim.preload(SENDER, EMOJI)
     inbox = Inbox()
     await make_provider(inbox=inbox)
-    await eventually(lambda: len(inbox.messages) == 1)
+    await wait_until_async(
+        lambda: len(inbox.messages) == 1, "len(inbox.messages) == 1", timeout=5.0
+    )
     assert inbox.messages[0].text == EMOJI and not inbox.messages[0].partial
 
 
@@ -362,7 +380,9 @@ async def test_a_lone_part_is_delivered_as_partial_after_the_timeout(
     inbox = Inbox()
     await make_provider(inbox=inbox, multipart_timeout_seconds=0.3)
     sim.receive(SENDER, LONG)
-    await eventually(lambda: len(inbox.messages) == 3)
+    await wait_until_async(
+        lambda: len(inbox.messages) == 3, "len(inbox.messages) == 3", timeout=5.0
+    )
     assert all(m.partial and m.parts == 1 for m in inbox.messages)
     assert "".join(m.text for m in inbox.messages) == LONG
     assert len({m.key for m in inbox.messages}) == 3
@@ -385,7 +405,11 @@ async def test_unplug_mid_send_then_replug(make_sim, make_provider) -> None:
     inbox = Inbox()
     provider = await make_provider(inbox=inbox)
     sending = asyncio.create_task(provider.send(sms("in flight")))
-    await eventually(lambda: any(c.startswith("AT+CMGS") for c in sim.commands))
+    await wait_until_async(
+        lambda: any(c.startswith("AT+CMGS") for c in sim.commands),
+        'any(c.startswith("AT+CMGS") for c in sim.commands)',
+        timeout=5.0,
+    )
     await asyncio.sleep(0.1)
     await sim.unplug()
     with pytest.raises((ProviderDown, TransientError)) as caught:
@@ -406,7 +430,11 @@ async def test_unplug_mid_send_then_replug(make_sim, make_provider) -> None:
     result = await provider.send(sms("after replug"))
     assert sim.sent[-1].submit.text == "after replug"
     assert result.provider_message_id == str(sim.sent[-1].message_reference)
-    await eventually(lambda: [m.text for m in inbox.messages] == ["sent while you were away"])
+    await wait_until_async(
+        lambda: [m.text for m in inbox.messages] == ["sent while you were away"],
+        '[m.text for m in inbox.messages] == ["sent while you were away"]',
+        timeout=5.0,
+    )
 
 
 async def test_garbage_on_the_line(make_sim, make_provider) -> None:
@@ -417,7 +445,11 @@ async def test_garbage_on_the_line(make_sim, make_provider) -> None:
     await provider.send(sms("through the noise"))
     sim.garbage(b"\r\n\x00\x00\x80OK?\r\n^RSSI:99\r\n+CDS: 25\r\n\x02\r\n")
     sim.receive(SENDER, "still heard")
-    await eventually(lambda: [m.text for m in inbox.messages] == ["still heard"])
+    await wait_until_async(
+        lambda: [m.text for m in inbox.messages] == ["still heard"],
+        '[m.text for m in inbox.messages] == ["still heard"]',
+        timeout=5.0,
+    )
     assert [sent.submit.text for sent in sim.sent] == ["through the noise"]
 
 
@@ -495,7 +527,7 @@ async def test_no_answer_after_the_pdu_is_an_unknown_outcome(make_sim, make_prov
     with pytest.raises(TransientError, match="may have been sent"):
         await provider.send(sms("hello"))
     # The simulator did send it: that is why the outbox must treat this as maybe-sent.
-    await eventually(lambda: len(sim.sent) == 1)
+    await wait_until_async(lambda: len(sim.sent) == 1, "len(sim.sent) == 1", timeout=5.0)
 
 
 async def test_rate_limit(make_sim, make_provider) -> None:
@@ -583,7 +615,7 @@ async def test_inbound_work_rests_while_the_modem_is_away(make_sim, make_provide
         inbox=inbox, poll_seconds=0.1, multipart_timeout_seconds=0.1, monotonic=counting_clock
     )
     sim.receive(SENDER, LONG)
-    await eventually(lambda: inbox.calls >= 1)
+    await wait_until_async(lambda: inbox.calls >= 1, "inbox.calls >= 1", timeout=5.0)
     await sim.unplug()
     await asyncio.sleep(0.2)
     before = calls
@@ -592,7 +624,11 @@ async def test_inbound_work_rests_while_the_modem_is_away(make_sim, make_provide
     assert calls - before < 50
     inbox.fail = False
     await sim.replug()
-    await eventually(lambda: [m.text for m in inbox.messages] == [LONG])
+    await wait_until_async(
+        lambda: [m.text for m in inbox.messages] == [LONG],
+        "[m.text for m in inbox.messages] == [LONG]",
+        timeout=5.0,
+    )
 
 
 @pytest.mark.parametrize("announced", [True, False], ids=["announced", "unannounced"])
@@ -617,10 +653,14 @@ async def test_a_fast_burst_gets_every_status_report(make_sim, make_provider, an
         result = await provider.send(sms(f"Your order {n} is ready", message_id=n))
         references.append(result.provider_message_id)
         most_stored = max(most_stored, len(sim.stored_reports))
-    await eventually(lambda: len(inbox.reports) == 200)
+    await wait_until_async(
+        lambda: len(inbox.reports) == 200, "len(inbox.reports) == 200", timeout=5.0
+    )
     assert sorted(str(r.message_reference) for r in inbox.reports) == sorted(map(str, references))
     assert all(r.delivered for r in inbox.reports)
     # Read and recorded, then deleted: the memory never came near full.
-    await eventually(lambda: sim.stored_reports == {})
+    await wait_until_async(
+        lambda: sim.stored_reports == {}, "sim.stored_reports == {}", timeout=5.0
+    )
     assert len(sim.deleted_reports) == 200
     assert most_stored < 30 // 2

@@ -43,6 +43,7 @@ def _decode_or_pdu_error(text: str, smsc: bool | None) -> None:
     except pdu.PduError as error:
         assert str(error), "a PduError says what is wrong"
         return
+    assert isinstance(decoded, pdu.Deliver | pdu.StatusReport | pdu.Submit)
     json.dumps(pdu.as_json(decoded))  # whatever decodes can be shown
 
 

@@ -1003,16 +1003,8 @@ KNOWN_HEX = [pdu for _, pdu, _, _ in KNOWN]
 KNOWN_BY_NAME = {name: pdu for name, pdu, _, _ in KNOWN}
 
 
-@given(st.binary(max_size=200), st.sampled_from([True, False, None]))
-def test_random_octets_decode_or_raise_pdu_error(raw: bytes, mode: bool | None) -> None:
-    check_decodes_or_pdu_error(raw.hex(), mode)
-
-
-@given(st.text(max_size=80), st.sampled_from([True, False, None]))
-def test_random_strings_decode_or_raise_pdu_error(text: str, mode: bool | None) -> None:
-    check_decodes_or_pdu_error(text, mode)
-
-
+# Random octets and text are fuzzed in tests/reliability/test_parser_fuzz.py; here, the known
+# vectors of every kind, damaged.
 @given(st.data())
 def test_corrupted_known_vectors_decode_or_raise_pdu_error(data: st.DataObject) -> None:
     raw = bytearray.fromhex(data.draw(st.sampled_from(KNOWN_HEX)))

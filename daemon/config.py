@@ -75,8 +75,8 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     cors_origins: StrTuple = ()
     public_url: str = ""
-    # Python's own loop by default: uvloop answers ~5 % more requests a second but keeps
-    # ~2 MiB more resident (docs/benchmarks.md), and a shop's API is far from its limit.
+    # Python's own loop by default: uvloop answers a few more requests a second but keeps
+    # more memory resident (docs/benchmarks.md), and a shop's API is far from its limit.
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # Who may call the seed send routes (/smss, /notifications/...) without the token.
     trusted_networks: StrTuple = ("127.0.0.0/8", "::1/128")
@@ -614,7 +614,7 @@ class Settings(_Section):
         """The folder for the database, the API token and logs."""
         if self.paths.data_dir:
             return Path(self.paths.data_dir).expanduser()
-        import platformdirs  # here: a daemon given its folders never pays for it (0.3 MiB)
+        import platformdirs  # here: a daemon given its folders never imports it
 
         return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
@@ -672,7 +672,7 @@ class LoadedConfig:
 
 def default_config_path() -> Path:
     """config.toml in the user's config folder (platformdirs)."""
-    import platformdirs  # here: a daemon started with --config never pays for it (0.3 MiB)
+    import platformdirs  # here: a daemon started with --config never imports it
 
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / CONFIG_FILENAME
 

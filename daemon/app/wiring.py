@@ -16,7 +16,7 @@ from providers.base import Outgoing, Provider, ProviderDown, ProviderHealth, Sen
 from providers.console.provider import ConsoleProvider
 
 # Each real provider is imported only when it is configured: twilio and pyfcm bring requests,
-# google-auth and more (~15 MB together) that a daemon without them should not carry.
+# google-auth and more (bench/idle_memory.py) that a daemon without them should not carry.
 if TYPE_CHECKING:
     import httpx
 

@@ -172,8 +172,8 @@ class StatusCallback:
 
 def twiml(message: str | None) -> str:
     """The TwiML answer to an inbound SMS: no reply (`<Response />`) or one `<Message>`."""
-    # Here, not at the top: twilio.twiml brings xml.etree (~0.5 MiB) into every daemon,
-    # and only an inbound SMS needs it.
+    # Here, not at the top: twilio.twiml brings xml.etree into every daemon, and only an
+    # inbound SMS needs it (bench/idle_memory.py says what it costs).
     from twilio.twiml.messaging_response import MessagingResponse
 
     response = MessagingResponse()

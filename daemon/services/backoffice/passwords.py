@@ -163,7 +163,7 @@ class Passwords:
     def _hasher(self) -> PasswordHasher:
         # Read from the hashing threads: two first calls at once may both build one, which
         # is harmless (the same parameters; PasswordHasher keeps no other state).
-        # Made (and argon2-cffi imported, ~0.4 MiB) at the first password, not at startup:
+        # Made (and argon2-cffi imported) at the first password, not at startup:
         # many shops never log in to the back office.
         if self._given is None:
             from argon2 import PasswordHasher

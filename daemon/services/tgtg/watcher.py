@@ -542,7 +542,7 @@ class Watcher:
         ]
         # A write group at a time: the dispatcher's claim waits behind every write queued
         # before it in the database thread, so 1,000 alerts handed over at once held the first
-        # SMS back ~300 ms (bench/alert_latency.py); in chunks, sending starts after the first.
+        # SMS back (bench/alert_latency.py measures it); in chunks, sending starts after the first.
         for start in range(0, len(alerts), ALERT_CHUNK):
             await asyncio.gather(
                 *(

@@ -44,7 +44,7 @@ class ApiContext:
     started_monotonic: float
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ()
-    # Later issues register providers, the modem and TGTG accounts here by name.
+    # Each component of /api/health by name (sms, push, email, tgtg, owner), asked at each call.
     health_sources: dict[str, HealthSource] = field(default_factory=dict)
     # The daemon's whole configuration (routes read their own sections) and its services.
     settings: Settings = field(default_factory=Settings)

@@ -215,7 +215,7 @@ def _twilio(settings: Settings) -> TwilioProvider:
         base_url=conf.base_url,
         timeout_seconds=conf.timeout_seconds,
         status_callback_url=callback,
-        max_threads=conf.concurrency,
+        concurrency=conf.concurrency,
     )
 
 
@@ -258,7 +258,7 @@ def _fcm(settings: Settings) -> FcmProvider:
         project_id=conf.project_id,
         base_url=conf.base_url,
         timeout_seconds=conf.timeout_seconds,
-        max_threads=conf.concurrency,
+        concurrency=conf.concurrency,
     )
 
 

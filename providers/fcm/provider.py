@@ -71,7 +71,7 @@ class FcmProvider:
         project_id: str = "",
         base_url: str = FCM_BASE_URL,
         timeout_seconds: float = 10.0,
-        max_threads: int = 8,
+        concurrency: int = 8,
     ) -> None:
         if not service_account_file:
             raise ValueError("FCM needs a service-account file")
@@ -82,8 +82,8 @@ class FcmProvider:
             raise ValueError("FCM base_url must not hold a user name or password")
         if timeout_seconds <= 0:
             raise ValueError("FCM timeout_seconds must be above 0")
-        if max_threads < 1:
-            raise ValueError("FCM max_threads must be at least 1")
+        if concurrency < 1:
+            raise ValueError("[fcm] concurrency must be at least 1")
         account = load_service_account(service_account_file, project_id)
         self.project_id = account.project_id
         self.client_email = account.client_email
@@ -91,7 +91,7 @@ class FcmProvider:
             account=account,
             base_url=base_url,
             timeout_seconds=timeout_seconds,
-            pool_size=max_threads,
+            pool_size=concurrency,
         )
         # Worst case of one call: the token endpoint's tries, then the send's tries, each
         # bounded by the timeout, plus their waits. requests' timeout bounds each socket
@@ -104,7 +104,7 @@ class FcmProvider:
         )
         # Our own pool, as for Twilio: a burst of sends must not starve the loop's default
         # executor, and each thread keeps its keep-alive session.
-        self._pool = BlockingPool("fcm", max_threads, guard)
+        self._pool = BlockingPool("fcm", concurrency, guard)
         self._health: tuple[float, ProviderHealth] | None = None
         self._failures_in_a_row = 0
         self._closed = False

@@ -85,7 +85,7 @@ class TwilioProvider:
         base_url: str = TWILIO_API_URL,
         timeout_seconds: float = 10.0,
         status_callback_url: str | None = None,
-        max_threads: int = 4,
+        concurrency: int = 4,
     ) -> None:
         if not account_sid or not auth_token:
             raise ValueError("Twilio needs an account SID and an auth token")
@@ -99,8 +99,8 @@ class TwilioProvider:
             raise ValueError("Twilio base_url must not hold a user name or password")
         if timeout_seconds <= 0:
             raise ValueError("Twilio timeout_seconds must be above 0")
-        if max_threads < 1:
-            raise ValueError("Twilio max_threads must be at least 1")
+        if concurrency < 1:
+            raise ValueError("[twilio] concurrency must be at least 1")
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
         self._status_callback_url = status_callback_url or None
@@ -117,7 +117,7 @@ class TwilioProvider:
         # Our own pool rather than asyncio.to_thread: a burst of sends must not starve the
         # loop's default executor (getaddrinfo and every other to_thread in the daemon share
         # it), and each of our threads keeps one keep-alive session.
-        self._pool = BlockingPool("twilio", max_threads, timeout_seconds + GUARD_SLACK_SECONDS)
+        self._pool = BlockingPool("twilio", concurrency, timeout_seconds + GUARD_SLACK_SECONDS)
         self._health: tuple[float, ProviderHealth] | None = None
         self._closed = False
 

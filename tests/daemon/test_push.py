@@ -93,7 +93,7 @@ async def make_rig(
             service_account_file=str(account),
             base_url=peer.base_url,
             timeout_seconds=2.0,
-            max_threads=threads,
+            concurrency=threads,
         )
         breaker = CircuitBreaker("fcm", clock, 0.3)
         slot = Slot(

@@ -49,7 +49,7 @@ async def make_provider(peer: FcmPeer, account: Path) -> AsyncIterator[Callable[
             "service_account_file": str(account),
             "base_url": peer.base_url,
             "timeout_seconds": 2.0,
-            "max_threads": 4,
+            "concurrency": 4,
         }
         options.update(changes)
         provider = FcmProvider(**options)
@@ -223,7 +223,7 @@ async def test_an_expired_access_token_is_renewed_once_and_the_send_repeated(
 async def test_one_access_token_is_shared_by_every_thread(
     peer: FcmPeer, make_provider: Callable[..., FcmProvider]
 ) -> None:
-    provider = make_provider(max_threads=8)
+    provider = make_provider(concurrency=8)
     await asyncio.gather(*(provider.send(push(recipient=f"device-{n}")) for n in range(40)))
     assert len(peer.accepted) == 40
     # pyfcm alone fetches one per worker thread.

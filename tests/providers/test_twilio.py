@@ -385,7 +385,7 @@ async def test_the_token_never_shows(
 async def test_many_concurrent_sends_each_arrive_once(
     peer: TwilioPeer, make_provider: MakeProvider
 ) -> None:
-    provider = make_provider(max_threads=8)
+    provider = make_provider(concurrency=8)
     messages = [sms(body=f"message {n}") for n in range(50)]
 
     results = await asyncio.gather(*(provider.send(m) for m in messages))
@@ -399,7 +399,7 @@ async def test_many_concurrent_sends_each_arrive_once(
 async def test_a_slow_send_does_not_hold_up_the_others(
     peer: TwilioPeer, make_provider: MakeProvider
 ) -> None:
-    provider = make_provider(max_threads=2, timeout_seconds=5)
+    provider = make_provider(concurrency=2, timeout_seconds=5)
     peer.script(Fault.slow(1.5), match="+15550000000")
 
     slow = asyncio.ensure_future(provider.send(sms(recipient="+15550000000")))

@@ -31,7 +31,7 @@ async def check_twilio(ctx: Context) -> list[Check]:
         messaging_service_sid=conf.messaging_service_sid,
         base_url=conf.base_url,
         timeout_seconds=conf.timeout_seconds,
-        max_threads=1,
+        concurrency=1,
     )
     try:
         # GET Accounts/{sid}.json: proves the credentials and the account; sends nothing.

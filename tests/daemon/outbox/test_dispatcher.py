@@ -111,7 +111,7 @@ async def make_rig(
                 from_number=FROM,
                 base_url=twilio.base_url,
                 timeout_seconds=timeout,
-                max_threads=concurrency,
+                concurrency=concurrency,
             ),
             "fast2sms": lambda: Fast2SmsProvider(
                 http=http, api_key=API_KEY, base_url=fast2sms.base_url, timeout_seconds=timeout

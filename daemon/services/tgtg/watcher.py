@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -25,17 +23,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.runtime.clock import Clock, utc_iso
-from daemon.services.outbox.service import EnqueueError, EnqueueRequest, Outbox
+from daemon.services.outbox.service import Outbox
 from daemon.services.owner import OwnerAlerts
 from daemon.services.push import PushService
-from daemon.services.tgtg.rule import (
-    alert_text,
-    edge_key,
-    is_price_drop,
-    is_rising_edge,
-    price_drop_key,
-    watches,
-)
+from daemon.services.tgtg.alerts import Alerts
+from daemon.services.tgtg.budget import Budget
 from providers.tgtg.client import MAX_PAGES, PAGE_SIZE, Observation, TgtgClient, Tokens
 from providers.tgtg.errors import (
     TgtgBlocked,
@@ -44,24 +36,14 @@ from providers.tgtg.errors import (
     TgtgRateLimited,
     TgtgUnauthorized,
 )
-from storage import subscribers as subscriber_rows
 from storage import tgtg as rows
 from storage.database import Database
-from storage.models import Subscriber, TgtgAccount
+from storage.models import TgtgAccount
 
 log = logging.getLogger(__name__)
-# Alerts enqueued at once (storage.database's write group size).
-ALERT_CHUNK = 64
-
 JITTER = 0.1
-WINDOW_SECONDS = 60.0
 BACKOFF_BASE_SECONDS = 30.0
 MAX_BLOCK_SECONDS = 6 * 3600.0
-# The share of the per-IP budget that regular polls may not spend. With every account always
-# due (1,000 accounts at 10 requests/min), regular polls would otherwise hold the whole minute
-# and a sales-window poll would wait ~a minute for a slot; 30% of the default 10/min is 3
-# requests a minute: one window's first poll and its two retries.
-WINDOW_RESERVE = 0.3
 # The window poll runs this long after the announced opening: bags go live at the second, and
 # one second covers a clock slightly behind TGTG's.
 WINDOW_DELAY_SECONDS = 1.0
@@ -93,45 +75,6 @@ class WatcherSettings:
     backoff_max_seconds: float = 900.0
     blocked_seconds: float = 600.0
     timezone: str = "UTC"
-
-
-class Budget:
-    """Requests to TGTG in the last minute, across every account (the limit is per IP).
-
-    `reserve` requests of each minute are for sales-window polls only.
-    """
-
-    def __init__(self, per_minute: int, clock: Clock, reserve_share: float = WINDOW_RESERVE):
-        self.per_minute = per_minute
-        # At least one request a minute stays for regular polls, or nothing would be watched.
-        self.reserve = max(0, min(per_minute - 1, math.ceil(per_minute * reserve_share)))
-        self._clock = clock
-        self._sent: deque[float] = deque()
-
-    def _trim(self) -> None:
-        horizon = self._clock.monotonic() - WINDOW_SECONDS
-        while self._sent and self._sent[0] <= horizon:
-            self._sent.popleft()
-
-    def used(self) -> int:
-        self._trim()
-        return len(self._sent)
-
-    def available(self, *, window: bool = False) -> bool:
-        """A regular poll may use the budget but its reserve; a window poll all of it."""
-        limit = self.per_minute if window else self.per_minute - self.reserve
-        return self.used() < limit
-
-    def free_in(self) -> float:
-        """Seconds until the oldest request of the minute leaves it (0 with none)."""
-        self._trim()
-        if not self._sent:
-            return 0.0
-        return max(0.0, self._sent[0] + WINDOW_SECONDS - self._clock.monotonic())
-
-    def spend(self, requests: int) -> None:
-        now = self._clock.monotonic()
-        self._sent.extend([now] * requests)
 
 
 @dataclass
@@ -177,9 +120,9 @@ class Watcher:
         self._clock = clock
         self.client = client
         self.settings = settings
-        self._outbox = outbox
-        self._push = push
         self._owner = owner
+        # Observations into alerts: the rising-edge rule, the channels, the opt-outs.
+        self.alerts = Alerts(db, clock, settings.timezone, outbox=outbox, push=push)
         self._rng = rng or random.Random()
         self.budget = Budget(settings.requests_per_minute, clock)
         self._hours = parse_hours(settings.active_hours)
@@ -297,7 +240,7 @@ class Watcher:
             return
         # A list cut at the client's page limit may leave favourites out: forget none then.
         whole = len(observations) < MAX_PAGES * PAGE_SIZE
-        await self.observe(account.subscriber_id, observations, complete=whole)
+        await self.alerts.observe(account.subscriber_id, observations, complete=whole)
         self._note_windows(account.id, observations, now)
         await self._succeeded(account)
 
@@ -448,7 +391,7 @@ class Watcher:
             account = fresh
             observation = await self._guarded(account, self._one_item(account, window.item_id, now))
         if observation is not None:
-            await self.observe(account.subscriber_id, [observation])
+            await self.alerts.observe(account.subscriber_id, [observation])
             await self._succeeded(account)
         later = self._clock.now()
         young = later < window.opens + timedelta(seconds=WINDOW_FRESH_SECONDS)
@@ -507,108 +450,6 @@ class Watcher:
                 # The timer must outlive one bad poll; the regular tick still runs.
                 log.exception("tgtg: a sales-window poll failed")
                 await asyncio.sleep(WINDOW_HOLD_SECONDS)
-
-    # -- alerts --------------------------------------------------------------------------------
-
-    async def observe(
-        self, subscriber_id: int, observations: list[Observation], *, complete: bool = False
-    ) -> int:
-        """Apply one account's observations to every subscriber watching those items; alert
-        on each rising edge, and on each price drop for those who opted in (before storing
-        the counts, so a crash in between re-alerts with the same idempotency key instead of
-        missing). `complete`: this is the subscriber's whole favourites list, so favourites
-        missing from it were dropped in the app. Returns the number of alerts enqueued."""
-        by_id = {o.item_id: o for o in observations if o.item_id}
-        previous = await self._db.execute(lambda c: rows.previous_counts(c, list(by_id)))
-        edges: list[tuple[rows.Previous, int | None]] = []
-        for p in previous:
-            now_seen = by_id[p.item_id]
-            if is_rising_edge(p.items_available, now_seen.items_available):
-                edges.append((p, None))
-            elif is_price_drop(
-                p.items_available, p.price_minor, now_seen.items_available, now_seen.price_minor
-            ):
-                edges.append((p, p.price_minor))
-        ids = {edge.subscriber_id for edge, _ in edges}
-        # One read for every subscriber, then the alerts enqueued together, so the database
-        # thread commits them in a few groups instead of one fsync per alert.
-        subscribers = await self._db.execute(lambda c: subscriber_rows.get_many(c, ids))
-        alerts = [
-            (subscriber, edge, was)
-            for edge, was in edges
-            if (subscriber := subscribers.get(edge.subscriber_id)) is not None
-            and watches(subscriber, edge.item_id)
-            and (was is None or subscriber.price_drop_alerts)
-        ]
-        # A write group at a time: the dispatcher's claim waits behind every write queued
-        # before it in the database thread, so 1,000 alerts handed over at once held the first
-        # SMS back (bench/alert_latency.py measures it); in chunks, sending starts after the first.
-        for start in range(0, len(alerts), ALERT_CHUNK):
-            await asyncio.gather(
-                *(
-                    self._alert(subscriber, by_id[edge.item_id], self._key(edge, by_id, was), was)
-                    for subscriber, edge, was in alerts[start : start + ALERT_CHUNK]
-                )
-            )
-        seen = [_seen(o) for o in by_id.values()]
-        alerted = [(e.subscriber_id, e.item_id) for _, e, _ in alerts]
-        now = utc_iso(self._clock.now())
-        kept = list(by_id)
-
-        def store(c: Any) -> list[str]:
-            rows.apply_observations(c, subscriber_id, seen, now, alerted=alerted)
-            return rows.forget_dropped(c, subscriber_id, kept) if complete else []
-
-        dropped = await self._db.write(store)
-        if dropped:
-            log.info(
-                "tgtg: subscriber %d unfavourited %s; no longer watched",
-                subscriber_id,
-                ", ".join(dropped),
-            )
-        return len(alerts)
-
-    @staticmethod
-    def _key(edge: rows.Previous, by_id: dict[str, Observation], was: int | None) -> str:
-        if was is None:
-            return edge_key(edge.subscriber_id, edge.item_id, edge.updated_at, edge.last_alerted_at)
-        price = by_id[edge.item_id].price_minor
-        return price_drop_key(edge.subscriber_id, edge.item_id, edge.updated_at, price or 0)
-
-    async def _alert(
-        self, subscriber: Subscriber, item: Observation, key: str, was_minor: int | None = None
-    ) -> None:
-        if subscriber.opted_out_at is not None:
-            return
-        text = alert_text(item, self.settings.timezone, was_minor=was_minor)
-        what = "bags available" if was_minor is None else "price down"
-        if "sms" in subscriber.channels and subscriber.phone and self._outbox is not None:
-            try:
-                await self._outbox.enqueue(
-                    EnqueueRequest(
-                        channel="sms",
-                        recipient=subscriber.phone,
-                        body=text,
-                        kind="alert",
-                        subscriber_id=subscriber.id,
-                        idempotency_key=key,
-                    )
-                )
-            except EnqueueError as exc:
-                log.info("tgtg: no SMS alert to subscriber %d: %s", subscriber.id, exc)
-        if "push" in subscriber.channels and self._push is not None:
-            try:
-                await self._push.notify_subscriber(
-                    subscriber.id,
-                    f"{item.display_name or item.store_name}: {what}",
-                    text,
-                    {"item_id": item.item_id, "url": item.sharing_url},
-                    kind="alert",
-                    idempotency_key=key,
-                )
-            except EnqueueError as exc:
-                log.info("tgtg: no push alert to subscriber %d: %s", subscriber.id, exc)
-        log.info("tgtg: %s alert for item %s to subscriber %d", what, item.item_id, subscriber.id)
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -727,16 +568,3 @@ class Watcher:
             "active_hours": self.settings.active_hours or "always",
             "in_active_hours": self.in_active_hours(self._clock.now()),
         }
-
-
-def _seen(item: Observation) -> rows.Seen:
-    return rows.Seen(
-        item_id=item.item_id,
-        store_name=item.store_name or None,
-        display_name=item.display_name or None,
-        items_available=item.items_available,
-        pickup_start=utc_iso(item.pickup_start) if item.pickup_start else None,
-        pickup_end=utc_iso(item.pickup_end) if item.pickup_end else None,
-        price_minor=item.price_minor,
-        currency=item.currency if item.currency and len(item.currency) == 3 else None,
-    )

@@ -1,0 +1,162 @@
+"""TGTG observations into alerts: a rising edge (or a price drop, for those who asked) of an
+item a subscriber watches becomes one alert on each of their channels, through the outbox,
+once per edge (the idempotency key), never to an opted-out subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from daemon.runtime.clock import Clock, utc_iso
+from daemon.services.outbox.service import EnqueueError, EnqueueRequest, Outbox
+from daemon.services.push import PushService
+from daemon.services.tgtg.rule import (
+    alert_text,
+    edge_key,
+    is_price_drop,
+    is_rising_edge,
+    price_drop_key,
+    watches,
+)
+from providers.tgtg.client import Observation
+from storage import subscribers as subscriber_rows
+from storage import tgtg as rows
+from storage.database import Database
+from storage.models import Subscriber
+
+log = logging.getLogger(__name__)
+# Alerts enqueued at once (storage.database's write group size).
+ALERT_CHUNK = 64
+
+
+class Alerts:
+    """One account's observations in, the alerts they call for out (through the outbox)."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        timezone: str,
+        *,
+        outbox: Outbox | None = None,
+        push: PushService | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._timezone = timezone
+        self._outbox = outbox
+        self._push = push
+
+    async def observe(
+        self, subscriber_id: int, observations: list[Observation], *, complete: bool = False
+    ) -> int:
+        """Apply one account's observations to every subscriber watching those items; alert
+        on each rising edge, and on each price drop for those who opted in (before storing
+        the counts, so a crash in between re-alerts with the same idempotency key instead of
+        missing). `complete`: this is the subscriber's whole favourites list, so favourites
+        missing from it were dropped in the app. Returns the number of alerts enqueued."""
+        by_id = {o.item_id: o for o in observations if o.item_id}
+        previous = await self._db.execute(lambda c: rows.previous_counts(c, list(by_id)))
+        edges: list[tuple[rows.Previous, int | None]] = []
+        for p in previous:
+            now_seen = by_id[p.item_id]
+            if is_rising_edge(p.items_available, now_seen.items_available):
+                edges.append((p, None))
+            elif is_price_drop(
+                p.items_available, p.price_minor, now_seen.items_available, now_seen.price_minor
+            ):
+                edges.append((p, p.price_minor))
+        ids = {edge.subscriber_id for edge, _ in edges}
+        # One read for every subscriber, then the alerts enqueued together, so the database
+        # thread commits them in a few groups instead of one fsync per alert.
+        subscribers = await self._db.execute(lambda c: subscriber_rows.get_many(c, ids))
+        alerts = [
+            (subscriber, edge, was)
+            for edge, was in edges
+            if (subscriber := subscribers.get(edge.subscriber_id)) is not None
+            and watches(subscriber, edge.item_id)
+            and (was is None or subscriber.price_drop_alerts)
+        ]
+        # A write group at a time: the dispatcher's claim waits behind every write queued
+        # before it in the database thread, so 1,000 alerts handed over at once held the first
+        # SMS back (bench/alert_latency.py measures it); in chunks, sending starts after the first.
+        for start in range(0, len(alerts), ALERT_CHUNK):
+            await asyncio.gather(
+                *(
+                    self._alert(subscriber, by_id[edge.item_id], self._key(edge, by_id, was), was)
+                    for subscriber, edge, was in alerts[start : start + ALERT_CHUNK]
+                )
+            )
+        seen = [_seen(o) for o in by_id.values()]
+        alerted = [(e.subscriber_id, e.item_id) for _, e, _ in alerts]
+        now = utc_iso(self._clock.now())
+        kept = list(by_id)
+
+        def store(c: Any) -> list[str]:
+            rows.apply_observations(c, subscriber_id, seen, now, alerted=alerted)
+            return rows.forget_dropped(c, subscriber_id, kept) if complete else []
+
+        dropped = await self._db.write(store)
+        if dropped:
+            log.info(
+                "tgtg: subscriber %d unfavourited %s; no longer watched",
+                subscriber_id,
+                ", ".join(dropped),
+            )
+        return len(alerts)
+
+    @staticmethod
+    def _key(edge: rows.Previous, by_id: dict[str, Observation], was: int | None) -> str:
+        if was is None:
+            return edge_key(edge.subscriber_id, edge.item_id, edge.updated_at, edge.last_alerted_at)
+        price = by_id[edge.item_id].price_minor
+        return price_drop_key(edge.subscriber_id, edge.item_id, edge.updated_at, price or 0)
+
+    async def _alert(
+        self, subscriber: Subscriber, item: Observation, key: str, was_minor: int | None = None
+    ) -> None:
+        if subscriber.opted_out_at is not None:
+            return
+        text = alert_text(item, self._timezone, was_minor=was_minor)
+        what = "bags available" if was_minor is None else "price down"
+        if "sms" in subscriber.channels and subscriber.phone and self._outbox is not None:
+            try:
+                await self._outbox.enqueue(
+                    EnqueueRequest(
+                        channel="sms",
+                        recipient=subscriber.phone,
+                        body=text,
+                        kind="alert",
+                        subscriber_id=subscriber.id,
+                        idempotency_key=key,
+                    )
+                )
+            except EnqueueError as exc:
+                log.info("tgtg: no SMS alert to subscriber %d: %s", subscriber.id, exc)
+        if "push" in subscriber.channels and self._push is not None:
+            try:
+                await self._push.notify_subscriber(
+                    subscriber.id,
+                    f"{item.display_name or item.store_name}: {what}",
+                    text,
+                    {"item_id": item.item_id, "url": item.sharing_url},
+                    kind="alert",
+                    idempotency_key=key,
+                )
+            except EnqueueError as exc:
+                log.info("tgtg: no push alert to subscriber %d: %s", subscriber.id, exc)
+        log.info("tgtg: %s alert for item %s to subscriber %d", what, item.item_id, subscriber.id)
+
+
+def _seen(item: Observation) -> rows.Seen:
+    return rows.Seen(
+        item_id=item.item_id,
+        store_name=item.store_name or None,
+        display_name=item.display_name or None,
+        items_available=item.items_available,
+        pickup_start=utc_iso(item.pickup_start) if item.pickup_start else None,
+        pickup_end=utc_iso(item.pickup_end) if item.pickup_end else None,
+        price_minor=item.price_minor,
+        currency=item.currency if item.currency and len(item.currency) == 3 else None,
+    )

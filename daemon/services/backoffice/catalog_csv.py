@@ -13,6 +13,12 @@ from storage.models import Product
 COLUMNS = ("sku", "name", "brand", "category", "price", "stock", "active")
 REQUIRED = ("sku", "name", "price")
 MAX_TEXT = 200
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...),
+# +SUM(1), @SUM(A1)); OWASP's "CSV Injection" rule: such a cell is written with a leading
+# apostrophe, which spreadsheets show as text. A cell that starts with the apostrophe itself
+# gets one too, so reading the file back gives every text exactly as it was.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPE = "'"
 _TRUE = {"1", "true", "yes", "y"}
 _FALSE = {"0", "false", "no", "n"}
 
@@ -66,7 +72,7 @@ def _row(record: dict[str, str | None], line: int, currency: str) -> ProductRow:
         raise CsvError(line, "more fields than the header has")
 
     def text(name: str) -> str | None:
-        value = (record.get(name) or "").strip()
+        value = unescape_cell((record.get(name) or "").strip())
         if len(value) > MAX_TEXT:
             raise CsvError(line, f"{name} is longer than {MAX_TEXT} characters")
         return value or None
@@ -105,10 +111,10 @@ def write(products: Iterable[Product], currency: str, out: TextIO) -> int:
     for product in products:
         writer.writerow(
             [
-                product.sku,
-                product.name,
-                product.brand or "",
-                product.category or "",
+                escape_cell(product.sku),
+                escape_cell(product.name),
+                escape_cell(product.brand or ""),
+                escape_cell(product.category or ""),
                 to_text(product.price_minor, currency),
                 product.stock,
                 "true" if product.active else "false",
@@ -116,3 +122,17 @@ def write(products: Iterable[Product], currency: str, out: TextIO) -> int:
         )
         count += 1
     return count
+
+
+def escape_cell(text: str) -> str:
+    """`text` as a cell no spreadsheet runs as a formula (FORMULA_STARTS), readable back."""
+    if text.startswith((*FORMULA_STARTS, _ESCAPE)):
+        return _ESCAPE + text
+    return text
+
+
+def unescape_cell(text: str) -> str:
+    """The text `escape_cell` was given: one leading apostrophe dropped where it added one."""
+    if text.startswith(_ESCAPE) and text[1:].startswith((*FORMULA_STARTS, _ESCAPE)):
+        return text[1:]
+    return text

@@ -11,7 +11,12 @@ from pathlib import Path
 import sqlite_utils
 
 from storage import migrations
-from storage.errors import DatabaseUnavailableError, NotADatabaseError, StorageError
+from storage.errors import (
+    DatabaseMissingError,
+    DatabaseUnavailableError,
+    NotADatabaseError,
+    StorageError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +32,41 @@ def open_for_writing(
     A file that is not SQLite, or that a newer shopbell migrated, is refused before anything is
     written to it, so it stays byte for byte as it was. Migrations are the caller's next step.
     """
+    marker = kept_marker(path)
+    if marker.exists() and not path.exists():
+        # A cleanup script or a slip in the wrong folder: a new empty database here would hide
+        # that every message and customer is gone, so the owner has to say so.
+        raise DatabaseMissingError(path, marker)
     db = open_verified(path, create=True, busy_timeout_ms=busy_timeout_ms)
     try:
         migrations.ensure_known(db)
         _set_write_pragmas(db, path)
+        _keep_marker(marker, path)
     except BaseException as exc:
         db.close()
         if isinstance(exc, sqlite3.Error):
             raise storage_error(path, exc) from exc
         raise
     return db
+
+
+def kept_marker(path: Path) -> Path:
+    """The file beside the database that says a database was kept at `path` before."""
+    return path.with_name(f".{path.name}.kept")
+
+
+def _keep_marker(marker: Path, path: Path) -> None:
+    if marker.exists():
+        return
+    try:
+        marker.write_text(
+            f"shopbell keeps its database in {path.name}. While this file is here, shopbell "
+            "refuses to start on an empty new database if that one goes missing.\n",
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        # The database itself is fine; only the protection against losing it is missing.
+        logger.warning("cannot write %s (%s): a deleted database would not be noticed", marker, exc)
 
 
 def open_verified(

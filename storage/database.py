@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Generator
@@ -15,7 +16,7 @@ import sqlite_utils
 
 from storage import migrations
 from storage.connection import DEFAULT_BUSY_TIMEOUT_MS, open_for_writing, storage_error
-from storage.errors import StorageError
+from storage.errors import DatabaseGoneError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Database:
         self._stopped: asyncio.Future[None] | None = None
         self._accepting = False
         self._close_requested = False
+        # Set by the database thread when the file it writes was deleted, moved or replaced.
+        self._gone: DatabaseGoneError | None = None
 
     def __repr__(self) -> str:
         return f"<Database {self.path} {'open' if self.is_open else 'closed'}>"
@@ -120,9 +123,14 @@ class Database:
         """Run `fn(db)` in the owner thread inside one transaction: all of it or none of it."""
         return await self._submit(fn, transaction=True)
 
+    @property
+    def gone(self) -> DatabaseGoneError | None:
+        """Why nothing more is written, once the file was deleted, moved or replaced."""
+        return self._gone
+
     async def ping(self) -> bool:
         """True when a trivial query succeeds; False, never an exception, when it cannot."""
-        if not self.is_open:
+        if not self.is_open or self._gone is not None:
             return False
         try:
             return await self.execute(_ping)
@@ -158,6 +166,8 @@ class Database:
         if not self.is_open or self._queue is None:
             state = "is closed" if self._thread is None else "is closing"
             raise StorageError(f"database {state} ({self.path})", path=self.path)
+        if transaction and self._gone is not None:
+            raise self._gone
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         # An unbounded queue: put() never blocks the event loop.
@@ -181,6 +191,18 @@ class Database:
 
     # Everything below runs in the owner thread.
 
+    def _file_gone(self, watch: _FileWatch) -> StorageError | None:
+        if self._gone is None:
+            try:
+                how = watch.changed()
+            except OSError as exc:
+                how = f"cannot be checked ({exc.strerror})"
+            if how is None:
+                return None
+            self._gone = DatabaseGoneError(self.path, how)
+            logger.error("database: %s", self._gone)
+        return self._gone
+
     def _serve(
         self,
         jobs: queue.SimpleQueue[_Job | object],
@@ -194,6 +216,7 @@ class Database:
             try:
                 db = open_for_writing(self.path, busy_timeout_ms=self._busy_timeout_ms)
                 applied = migrations.apply(db) if migrate else []
+                watch = _FileWatch(self.path)
             except BaseException as exc:
                 error = storage_error(self.path, exc)
                 if error is not exc:
@@ -201,16 +224,55 @@ class Database:
                 _resolve(loop, opened, error=error)
                 return
             _resolve(loop, opened, result=applied)
-            _serve_jobs(db, jobs)
-            _checkpoint(db, self.path)
+            try:
+                _serve_jobs(db, jobs, lambda: self._file_gone(watch))
+            finally:
+                watch.close()
+            if self._gone is None:
+                _checkpoint(db, self.path)
         finally:
             if db is not None:
                 db.close()
             _resolve(loop, stopped, result=None)
 
 
-def _serve_jobs(db: sqlite_utils.Database, jobs: queue.SimpleQueue[_Job | object]) -> None:
-    """Run queued jobs in queue order until _STOP; writes queued together commit together."""
+class _FileWatch:
+    """The database file as opened, to notice it deleted, moved or replaced under us.
+
+    SQLite keeps writing into a file it has open even after the path is gone; only comparing
+    the open file (its link count, its inode) with what the path now names shows it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        opened = os.fstat(self._fd)
+        self._identity = (opened.st_dev, opened.st_ino)
+
+    def changed(self) -> str | None:
+        """None while the path still names the open file; else what happened, in words."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return "was deleted" if os.fstat(self._fd).st_nlink == 0 else "was moved away"
+        if (now.st_dev, now.st_ino) != self._identity:
+            return "was replaced by another file"
+        return None
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _serve_jobs(
+    db: sqlite_utils.Database,
+    jobs: queue.SimpleQueue[_Job | object],
+    gone: Callable[[], StorageError | None],
+) -> None:
+    """Run queued jobs in queue order until _STOP; writes queued together commit together.
+
+    Before each group of writes, `gone()` says whether the file is still there; when it is
+    not, the writes fail with its error and are never acknowledged.
+    """
     item = jobs.get()
     while item is not _STOP:
         job = cast(_Job, item)
@@ -232,7 +294,12 @@ def _serve_jobs(db: sqlite_utils.Database, jobs: queue.SimpleQueue[_Job | object
                 break
             group.append(cast(_Job, following))
             following = None
-        _run_writes(db, group)
+        error = gone()
+        if error is None:
+            _run_writes(db, group)
+        else:
+            for waiting in group:
+                _resolve(waiting.loop, waiting.future, error=error)
         item = following if following is not None else jobs.get()
 
 

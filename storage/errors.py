@@ -43,3 +43,35 @@ class SchemaTooNewError(StorageError):
 
 class DatabaseUnavailableError(StorageError):
     """The database cannot be opened or created: missing folder, no permission, disk trouble."""
+
+
+class DatabaseGoneError(StorageError):
+    """The database file was deleted, moved or replaced under the running daemon.
+
+    SQLite would go on writing into the open, unlinked file, and every write acknowledged
+    from then on would be lost at the next start; so nothing more is written.
+    """
+
+    def __init__(self, path: Path, how: str) -> None:
+        super().__init__(
+            f"the database file {path} {how} while shopbell was running, so nothing more is "
+            "written (it would be lost at the next start). Stop shopbell, put the database "
+            "back (shopbell db restore <backup>; shopbell doctor lists the backups), then "
+            "start shopbell again.",
+            path=path,
+        )
+        self.how = how
+
+
+class DatabaseMissingError(StorageError):
+    """The database is missing where this install kept one: refused, not created afresh."""
+
+    def __init__(self, path: Path, marker: Path) -> None:
+        super().__init__(
+            f"{path} is missing, but shopbell kept its database there before: it was deleted "
+            "or moved. Nothing was created. Put it back with shopbell db restore <backup> "
+            "(shopbell doctor lists the backups); to start again with an empty database on "
+            f"purpose, delete {marker}.",
+            path=path,
+        )
+        self.marker = marker

@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from storage.errors import StorageError
+
 logger = logging.getLogger(__name__)
 
 # One rule everywhere: a missing or malformed field is 400 Bad Request, as the seeds answer
@@ -153,11 +155,19 @@ def document_validation_status(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database cannot take the work (its file is gone, the disk refuses): nothing was
+    # acknowledged, and the sentence says what to do. 503: the request may work later.
+    logger.error("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, str(exc))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Replace FastAPI's {"detail": ...} answers with the seed format."""
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StorageError, _storage_error)
     app.add_exception_handler(Exception, _last_resort)
 
 

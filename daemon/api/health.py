@@ -33,9 +33,10 @@ class ComponentHealth(BaseModel):
 
 
 class DatabaseHealth(BaseModel):
-    """Whether the database answers."""
+    """Whether the database answers, and (for the token's holder) why not."""
 
     ok: bool
+    detail: str | None = None
 
 
 class HealthReport(BaseModel):
@@ -86,8 +87,10 @@ async def health(
     if getattr(request.state, "principal", None) != PRINCIPAL_API_TOKEN:
         return report
     uptime = max(0.0, ctx.clock.monotonic() - ctx.started_monotonic)
+    gone = ctx.db.gone
     return report.model_copy(
         update={
+            "database": DatabaseHealth(ok=db_ok, detail=str(gone) if gone else None),
             "components": components,
             "uptime_seconds": round(uptime, 3),
             "time": utc_iso(ctx.clock.now()),

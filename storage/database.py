@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import sqlite_utils
 
 from storage import migrations
 from storage.connection import DEFAULT_BUSY_TIMEOUT_MS, open_for_writing, storage_error
-from storage.errors import DatabaseGoneError, StorageError
+from storage.errors import DatabaseGoneError, DiskFullError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class Database:
         self._close_requested = False
         # Set by the database thread when the file it writes was deleted, moved or replaced.
         self._gone: DatabaseGoneError | None = None
+        # The last write refused for want of space, until a write succeeds again.
+        self._full: DiskFullError | None = None
 
     def __repr__(self) -> str:
         return f"<Database {self.path} {'open' if self.is_open else 'closed'}>"
@@ -120,8 +123,28 @@ class Database:
         return await self._submit(fn, transaction=False)
 
     async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run `fn(db)` in the owner thread inside one transaction: all of it or none of it."""
-        return await self._submit(fn, transaction=True)
+        """Run `fn(db)` in the owner thread inside one transaction: all of it or none of it.
+
+        Raises DiskFullError when there is no room for it (nothing of it is kept).
+        """
+        try:
+            result = await self._submit(fn, transaction=True)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                raise
+            if self._full is None:
+                logger.error("database: %s", DiskFullError(self.path))
+            self._full = DiskFullError(self.path)
+            raise self._full from exc
+        if self._full is not None:
+            logger.info("database %s: there is room again; writing as before", self.path)
+            self._full = None
+        return result
+
+    @property
+    def disk_full(self) -> DiskFullError | None:
+        """Why the last write was refused, while the disk stays full (None once one works)."""
+        return self._full
 
     @property
     def gone(self) -> DatabaseGoneError | None:

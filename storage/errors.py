@@ -75,3 +75,19 @@ class DatabaseMissingError(StorageError):
             path=path,
         )
         self.marker = marker
+
+
+class DiskFullError(StorageError):
+    """SQLite could not write: the disk (or the database's size limit) is full.
+
+    Nothing of that write was kept; what was committed before stays intact, and writing works
+    again by itself once there is room.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"the disk holding {path} is full, so this was not written. Free some space "
+            "(old backups, logs, other files on that disk); shopbell writes again by itself "
+            "once there is room, and nothing written before is lost.",
+            path=path,
+        )

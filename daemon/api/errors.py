@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storage.errors import StorageError
+from storage.errors import DiskFullError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +156,11 @@ def document_validation_status(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
-    # The database cannot take the work (its file is gone, the disk refuses): nothing was
-    # acknowledged, and the sentence says what to do. 503: the request may work later.
+    # The database cannot take the work (its file is gone, the disk is full): nothing was
+    # acknowledged, and the sentence says what to do. 507 for a full disk (RFC 4918 11.5),
+    # else 503: the request may work later.
     logger.error("%s %s: %s", request.method, request.url.path, exc)
-    return error_response(503, str(exc))
+    return error_response(507 if isinstance(exc, DiskFullError) else 503, str(exc))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -72,7 +72,8 @@ async def health(
         _database_ok(ctx),
         check_components(ctx.health_sources),
     )
-    all_ok = db_ok and all(c.state == "ok" for c in components.values())
+    full = ctx.db.disk_full
+    all_ok = db_ok and full is None and all(c.state == "ok" for c in components.values())
     if not db_ok:
         response.status_code = 503
     report = HealthReport(
@@ -87,10 +88,10 @@ async def health(
     if getattr(request.state, "principal", None) != PRINCIPAL_API_TOKEN:
         return report
     uptime = max(0.0, ctx.clock.monotonic() - ctx.started_monotonic)
-    gone = ctx.db.gone
+    trouble = ctx.db.gone or full
     return report.model_copy(
         update={
-            "database": DatabaseHealth(ok=db_ok, detail=str(gone) if gone else None),
+            "database": DatabaseHealth(ok=db_ok, detail=str(trouble) if trouble else None),
             "components": components,
             "uptime_seconds": round(uptime, 3),
             "time": utc_iso(ctx.clock.now()),

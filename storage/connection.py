@@ -132,6 +132,9 @@ def _set_write_pragmas(db: sqlite_utils.Database, path: Path) -> None:
     db.execute("PRAGMA foreign_keys = ON")
     # FULL: a committed outbox row survives a power cut, which NORMAL does not promise in WAL.
     db.execute("PRAGMA synchronous = FULL")
+    # What is deleted or overwritten is zeroed in the file, not left in free pages for anyone
+    # who reads the file (a blanked message text, a deleted customer).
+    db.execute("PRAGMA secure_delete = ON")
 
 
 def _check_location(path: Path, *, create: bool, read_only: bool) -> None:

@@ -30,6 +30,7 @@ from daemon.services.outbox.dispatcher import Dispatcher
 from daemon.services.outbox.health import email_health, push_health, sms_health
 from daemon.services.outbox.policy import RetryPolicy
 from daemon.services.outbox.router import Router
+from daemon.services.outbox.sealing import build_sealer
 from daemon.services.outbox.service import Outbox
 from daemon.services.owner import OwnerAlerts
 from daemon.services.push import PushService
@@ -73,6 +74,8 @@ class Services:
 def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Clock) -> Services:
     """Every service from `settings`; raises PathError when a key file cannot be made or read."""
     router, chain = build_router(settings, http, clock)
+    # One-time codes are stored sealed, their key beside the database (never in it).
+    sealer = build_sealer(settings.data_dir)
     metrics: Metrics | None = None
     if settings.metrics.enabled:
         # Imported only when on: no other part needs prometheus_client.
@@ -93,6 +96,7 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
         batch_size=outbox_settings.batch_size,
         on_opt_out=OptOuts(db, clock).record,
         on_outcome=metrics.observe_send if metrics is not None else None,
+        sealer=sealer,
     )
     outbox = Outbox(
         db,
@@ -100,6 +104,7 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
         default_region=settings.sms.default_region,
         max_segments=settings.sms.max_segments,
         wake=dispatcher.wake,
+        sealer=sealer,
     )
     owner = build_owner_alerts(settings, db, clock, outbox)
     push = PushService(db, clock, wake=dispatcher.wake)

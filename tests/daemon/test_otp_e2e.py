@@ -233,3 +233,48 @@ def test_with_no_real_provider_the_console_prints_codes_and_says_so(
     assert re.search(r"code is \d{6}\.", line), line
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
+
+
+def test_no_code_is_readable_at_rest_live_or_swept(running: Running, tmp_path: Path) -> None:
+    """Issue 19: the database, its WAL and a backup hold no code in clear, neither one
+    waiting to be sent (sealed) nor one sent and swept (blanked, and zeroed on disk)."""
+    # SECOND's codes never get through: they wait in the outbox, retried.
+    running.twilio.script(Fault.server_error(503), match=SECOND)
+    assert running.client.post("/api/send-otp", json={"phone": CUSTOMER}).status_code == 200
+    sent, _ = received_code(running.twilio, CUSTOMER)
+    assert running.client.post("/api/send-otp", json={"phone": SECOND}).status_code == 200
+    tried = wait_until(
+        lambda: [r for r in running.twilio.received if r.form.get("To") == SECOND],
+        "a first try to send SECOND's code",
+    )
+    waiting = re.search(r"\b(\d{6})\b", tried[0].form["Body"])
+    assert waiting, tried[0].form["Body"]
+    # The sweep (every second here) blanks the sent code's text.
+    wait_until(
+        lambda: (
+            query(
+                running.database,
+                "SELECT body FROM messages WHERE recipient = ? AND kind = 'otp'",
+                (CUSTOMER,),
+            )
+            == [("(one-time code removed)",)]
+        ),
+        "the sweep to blank the sent code's text",
+    )
+    backup = tmp_path / "backup.db"
+    made = shopbell(running.config, "db", "backup", str(backup))
+    assert made.returncode == 0, made.stderr
+
+    [(stored,)] = query(
+        running.database, "SELECT body FROM messages WHERE recipient = ?", (SECOND,)
+    )
+    assert stored.startswith("sealed:v1:"), "the waiting code is kept, sealed"
+    wal = running.database.with_name(running.database.name + "-wal")
+    at_rest = {
+        "database": running.database.read_bytes(),
+        "WAL": wal.read_bytes() if wal.exists() else b"",
+        "backup": backup.read_bytes(),
+    }
+    for code in (sent, waiting.group(1)):
+        clear = f"code is {code}".encode()
+        assert [where for where, data in at_rest.items() if clear in data] == []

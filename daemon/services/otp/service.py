@@ -1,8 +1,9 @@
 """One-time codes: send one through the outbox, verify it once, say where a phone stands.
 
-The code itself exists in plain text only in this process's memory while it is made, and in
-the outbox row until the provider has it (the sweep then blanks that row's body). The table
-keeps an HMAC of it; logs never see it.
+The code itself exists in plain text only in this process's memory while it is made and
+sent: the outbox row holds it sealed (daemon/services/outbox/sealing.py) until the provider
+has it, and the sweep then blanks that row's body. The table keeps an HMAC of it; logs never
+see it.
 """
 
 from __future__ import annotations

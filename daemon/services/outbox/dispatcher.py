@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from daemon.runtime.clock import Clock, utc_iso
 from daemon.services.outbox.policy import RetryPolicy
 from daemon.services.outbox.router import Router, Slot, Unavailable
+from daemon.services.outbox.sealing import Sealer, SealError
 from providers.base import (
     NotForThisProvider,
     Outgoing,
@@ -71,6 +72,7 @@ class Dispatcher:
         on_opt_out: OptOutHook | None = None,
         on_outcome: OutcomeHook | None = None,
         rng: random.Random | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self._db = db
         self._router = router
@@ -81,6 +83,8 @@ class Dispatcher:
         self._on_opt_out = on_opt_out
         self._on_outcome = on_outcome
         self._rng = rng or random.Random()
+        # Opens the texts the outbox stored sealed (one-time codes), just before a send.
+        self._sealer = sealer
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
         self._pending: list[tuple[Outcome, Message, bool]] = []
@@ -378,11 +382,17 @@ class Dispatcher:
         now = self._clock.now()
         if _expired(message, now):
             return Failed(message.id, None, "expired before it could be sent"), False
+        body = message.body
+        if self._sealer is not None:
+            try:
+                body = self._sealer.open(body)
+            except SealError as exc:
+                return Failed(message.id, None, str(exc)), False
         outgoing = Outgoing(
             message_id=message.id,
             channel=message.channel,
             recipient=message.recipient,
-            body=message.body,
+            body=body,
             kind=message.kind,
             subject=message.subject,
             validity_seconds=_validity_left(message, now),

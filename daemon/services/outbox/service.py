@@ -6,10 +6,11 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from daemon.runtime.clock import Clock, utc_iso
+from daemon.services.outbox.sealing import Sealer
 from providers.sms_text import analyze
 from storage.database import Database
 from storage.messages import (
@@ -84,9 +85,12 @@ class Outbox:
         default_region: str = "",
         max_segments: int = 10,
         wake: Callable[[], None] | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
+        # One-time codes are stored sealed (daemon/services/outbox/sealing.py) when given.
+        self._sealer = sealer
         self._region = default_region
         self._max_segments = max_segments
         self._wake = wake or (lambda: None)
@@ -100,6 +104,8 @@ class Outbox:
     async def enqueue(self, request: EnqueueRequest) -> Enqueued:
         """Write the message down as queued (or return the one with the same idempotency key)."""
         new = self._check(request)
+        if self._sealer is not None and new.kind == "otp":
+            new = replace(new, body=self._sealer.seal(new.body))
         moment = self._clock.now()
         now = utc_iso(moment)
         limit = request.per_minute_limit

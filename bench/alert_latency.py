@@ -52,7 +52,8 @@ from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer  # noqa: E402
 
 ITEM = "BENCH1"
 FROM_NUMBER = "+15005550006"
-ITEMS_PATH = "/api/item/v"
+# The favourites bucket (regular polls) and one item alone (sales-window polls).
+ITEMS_PATHS = ("/api/discover/v1/bucket", "/api/item/v")
 
 
 def email(i: int) -> str:
@@ -122,7 +123,11 @@ def config_for(folder: Path, tgtg: TgtgPeer, twilio: TwilioPeer) -> dict:
 
 
 def item_polls(peer: TgtgPeer, after: float = 0.0) -> list[float]:
-    return [r.at for r in peer.requests_to(ITEMS_PATH) if r.status == 200 and r.at >= after]
+    return [
+        r.at
+        for r in peer.received
+        if r.path.startswith(ITEMS_PATHS) and r.status == 200 and r.at >= after
+    ]
 
 
 def wait_until(predicate, timeout: float, what: str, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]

@@ -377,6 +377,27 @@ class TgtgSettings(_Section):
     blocked_seconds: float = Field(default=600.0, ge=1, le=86_400)
     timeout_seconds: float = Field(default=20.0, gt=0, le=120)
     owner_phone: str = ""
+    # DataDome's SDK endpoint, for the `datadome` cookie; "": DataDome's own with TGTG's
+    # base_url, none with a stand-in (docs/tgtg.md, "DataDome").
+    datadome_url: str = ""
+    # The app version claimed in the user agent; "": the current one, looked up.
+    app_version: str = ""
+    # Where the version is looked up; "": Google Play's TGTG page with TGTG's base_url, no
+    # lookup with a stand-in (docs/tgtg.md, "App version").
+    app_version_url: str = ""
+
+    @field_validator("datadome_url", "app_version_url")
+    @classmethod
+    def _empty_or_url(cls, value: str) -> str:
+        return _check_base_url(value) if value.strip() else ""
+
+    @field_validator("app_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"\d+(\.\d+)+", value):
+            raise ValueError(f"{value!r} is not a version like '26.6.21'")
+        return value
 
     @field_validator("base_url")
     @classmethod

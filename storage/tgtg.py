@@ -66,23 +66,32 @@ def count_by_state(db: sqlite_utils.Database) -> dict[str, int]:
 
 
 def start_login(
-    db: sqlite_utils.Database, subscriber_id: int, email: str, polling_id: str, now: str
+    db: sqlite_utils.Database,
+    subscriber_id: int,
+    email: str,
+    polling_id: str,
+    now: str,
+    *,
+    cookie: str | None = None,
 ) -> TgtgAccount:
     """Create or reset the subscriber's account as pending, waiting for the PIN or the click.
 
-    Tokens of an earlier login are kept until the new one succeeds.
+    Tokens of an earlier login are kept until the new one succeeds. `cookie` is what the
+    login's first call left (DataDome's among them): its next calls send it back.
     """
     db.execute(
         "INSERT INTO tgtg_accounts (subscriber_id, email, state, state_detail, polling_id, "
-        "created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?) "
+        "cookie, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?) "
         "ON CONFLICT (subscriber_id) DO UPDATE SET email = excluded.email, state = 'pending', "
         "state_detail = excluded.state_detail, polling_id = excluded.polling_id, "
+        "cookie = coalesce(excluded.cookie, cookie), "
         "backoff_until = NULL, failures = 0, updated_at = excluded.updated_at",
         [
             subscriber_id,
             email,
             "waiting for the PIN or the link in the e-mail",
             polling_id,
+            cookie,
             now,
             now,
         ],
@@ -116,10 +125,11 @@ def save_tokens(
 
 
 def save_cookie(db: sqlite_utils.Database, account_id: int, cookie: str, now: str) -> None:
-    """Keep the cookie TGTG set on any answer (DataDome's among them), to send it back."""
+    """Keep the account's cookies as a Cookie header (DataDome's among them), to send them
+    back; "" when they were dropped (after a DataDome challenge)."""
     db.execute(
         "UPDATE tgtg_accounts SET cookie = ?, updated_at = ? WHERE id = ?",
-        [cookie, now, account_id],
+        [cookie or None, now, account_id],
     )
 
 

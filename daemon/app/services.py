@@ -36,7 +36,9 @@ from daemon.services.owner import OwnerAlerts
 from daemon.services.push import PushService
 from daemon.services.receipts import Receipts, SegmentReport, build_receipts
 from daemon.services.tgtg.watcher import Watcher, WatcherSettings
-from providers.tgtg.client import TgtgClient
+from providers.tgtg.app_version import PLAY_URL, AppVersion
+from providers.tgtg.client import DEFAULT_BASE_URL, TgtgClient
+from providers.tgtg.datadome import SDK_URL, DataDomeSdk
 from storage.database import Database
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
     from providers.modem.provider import ModemInbound, ModemProvider, ModemReport
 
 log = logging.getLogger(__name__)
+# In the data folder: the TGTG app version last found on Google Play.
+APP_VERSION_FILE = "tgtg_app_version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +182,24 @@ def build_tgtg(
 ) -> Watcher:
     """The TGTG watcher on the shared HTTP client; it polls from the `tgtg-poll` job."""
     tgtg = settings.tgtg
+    # A stand-in base_url (a fake, a mirror) talks to nobody else unless told to.
+    real = tgtg.base_url == DEFAULT_BASE_URL
+    datadome_url = tgtg.datadome_url or (SDK_URL if real else "")
     client = TgtgClient(
-        http, base_url=tgtg.base_url, language=tgtg.language, timeout=tgtg.timeout_seconds
+        http,
+        base_url=tgtg.base_url,
+        language=tgtg.language,
+        timeout=tgtg.timeout_seconds,
+        datadome=DataDomeSdk(datadome_url, clock.now, min(tgtg.timeout_seconds, 10.0))
+        if datadome_url
+        else None,
+        app_version=AppVersion(
+            override=tgtg.app_version,
+            lookup_url=tgtg.app_version_url or (PLAY_URL if real else ""),
+            # The last version found, for when a later lookup fails.
+            remember=settings.data_dir / APP_VERSION_FILE,
+            timeout=tgtg.timeout_seconds,
+        ),
     )
     watcher_settings = WatcherSettings(
         poll_seconds=tgtg.poll_seconds,

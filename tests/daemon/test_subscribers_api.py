@@ -145,7 +145,7 @@ async def test_deleting_a_blocked_subscriber_closes_the_owners_alert(
     sid = (await client.post("/api/v1/subscribers", json={"email": ANA})).json()["subscriber"]["id"]
     await client.post(f"/api/v1/subscribers/{sid}/tgtg/login", json={})
     await client.post(f"/api/v1/subscribers/{sid}/tgtg/pin", json={"pin": PIN})
-    peer.script(Fault.captcha(), match="item/v8", times=3)
+    peer.script(Fault.captcha(), match="discover/v1/bucket", times=3)
     await watcher.tick()
     blocked = await client.get(f"/api/v1/subscribers/{sid}/tgtg")
     assert blocked.json()["account"]["state"] == "blocked"

@@ -1,5 +1,6 @@
-"""The real daemon with the fake TGTG and the fake Twilio: log in with the CLI, the count flips
-0 -> 3 at TGTG, and the SMS arrives at Twilio."""
+"""The real daemon with the fake TGTG and the fake Twilio: log in with the CLI (the app version
+looked up, DataDome's cookie fetched first), the count flips 0 -> 3 at TGTG, and the SMS
+arrives at Twilio."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def test_bags_appear_and_the_sms_arrives(
             f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nfrom_number = "+15005550006"\n'
             f'base_url = "{twilio.base_url}"\n'
             f'[tgtg]\nbase_url = "{tgtg.base_url}"\npoll_seconds = 1.0\ntick_seconds = 0.2\n'
-            "requests_per_minute = 600\n"
+            "requests_per_minute = 600\ntimeout_seconds = 5.0\n"
+            # The fake also stands in for DataDome's SDK and for the app's Google Play page.
+            f'datadome_url = "{tgtg.datadome_url}"\napp_version_url = "{tgtg.play_url}"\n'
         )
         env = {**daemon_env, "SHOPBELL_TWILIO_AUTH_TOKEN": AUTH_TOKEN}
         daemon = spawn("--config", str(config), "run", env=env)
@@ -69,7 +72,15 @@ def test_bags_appear_and_the_sms_arrives(
         login = shopbell("tgtg", "login", EMAIL, stdin=f"{PIN}\n")
         assert login.returncode == 0, login.stdout + login.stderr
         assert "logged in to TGTG" in login.stdout
-        assert len(tgtg.requests_to("authByRequestPin")) == 1
+        [pin] = tgtg.requests_to("authByRequestPin")
+        # The login went out as the app's current version, with a cookie from DataDome's SDK.
+        assert pin.headers["user-agent"].startswith(f"TGTG/{tgtg.app_version} ")
+        assert pin.cookies == {"datadome": tgtg.datadome_issued[0]}
+        assert [r.path for r in tgtg.received[:3]] == [
+            "/store/apps/details",
+            "/sdk/",
+            "/api/auth/v5/authByEmail",
+        ]
 
         def favorites() -> list[dict[str, object]]:
             return api.get("/api/v1/tgtg/favorites").json()["favorites"]
@@ -85,6 +96,9 @@ def test_bags_appear_and_the_sms_arrives(
         assert f"/item/{ITEM}" in sms.form["Body"]
         time.sleep(1.5)  # more polls see 3 again: still one SMS
         assert len(twilio.sent) == 1
+        assert tgtg.requests_to("discover/v1/bucket")[-1].body["bucket"] == {
+            "filler_type": "Favorites"
+        }
         listed = shopbell("tgtg", "favorites")
         assert listed.returncode == 0 and ITEM in listed.stdout and "3 bags" in listed.stdout
         tgtg_health = api.get("/api/health").json()["components"]["tgtg"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +17,9 @@ from daemon.services.owner import OwnerAlerts
 from daemon.services.push import PushService
 from daemon.services.tgtg import watcher as watcher_module
 from daemon.services.tgtg.watcher import Watcher, WatcherSettings
-from providers.tgtg.client import TgtgClient
+from providers.tgtg.app_version import AppVersion
+from providers.tgtg.client import ACCESS_TOKEN_LIFETIME_SECONDS, PAGE_SIZE, TgtgClient
+from providers.tgtg.datadome import DataDomeSdk
 from storage import subscribers
 from storage import tgtg as tgtg_rows
 from storage.database import Database
@@ -29,6 +31,8 @@ ANA = "ana@example.com"
 BEN = "ben@example.com"
 ITEM = "774625"
 OWNER = "+33699999999"
+BUCKET = "discover/v1/bucket"
+REFRESH = "token/v1/refresh"
 
 
 @pytest.fixture
@@ -55,7 +59,14 @@ class World:
         self.push = PushService(db, clock)
 
     def watcher(self, owner_phone: str = "", **settings: Any) -> Watcher:
-        client = TgtgClient(lambda: self.http, base_url=self.peer.base_url)
+        # As build_tgtg makes it, pointed at the fake: DataDome's SDK and the Play page too.
+        client = TgtgClient(
+            lambda: self.http,
+            base_url=self.peer.base_url,
+            timeout=5.0,
+            datadome=DataDomeSdk(self.peer.datadome_url, self.clock.now, timeout=5.0),
+            app_version=AppVersion(lookup_url=self.peer.play_url, timeout=5.0),
+        )
         values = {"poll_seconds": 60.0, "requests_per_minute": 100} | settings
         # The daemon's one place for owner alerts, as lifecycle builds it; new each restart.
         owner = OwnerAlerts(self.db, self.clock, self.outbox, phone=owner_phone)
@@ -105,6 +116,11 @@ class World:
 
     async def poll(self, watcher: Watcher, subscriber_id: int) -> None:
         await watcher.poll(await self.account(subscriber_id))
+
+
+def polls(world: World) -> int:
+    """Favourites polls and single-item polls the fake has seen."""
+    return len(world.peer.requests_to(BUCKET)) + len(world.peer.requests_to("item/v8/"))
 
 
 @pytest.fixture
@@ -273,26 +289,26 @@ async def test_push_subscribers_get_a_push(world: World) -> None:
 async def test_429_backs_off_honouring_retry_after(world: World) -> None:
     watcher = world.watcher()
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.script(Fault.too_many(retry_after="120"), match="item/v8", times=1)
+    world.peer.script(Fault.too_many(retry_after="120"), match=BUCKET, times=1)
     await world.poll(watcher, sid)
     account = await world.account(sid)
     assert account.failures == 1
     assert account.backoff_until is not None
     assert (account.backoff_until - world.clock.now()).total_seconds() == pytest.approx(120)
-    asked = len(world.peer.requests_to("item/v8"))
+    asked = len(world.peer.requests_to(BUCKET))
     world.clock.advance(90)
     await watcher.tick()
-    assert len(world.peer.requests_to("item/v8")) == asked  # still backing off
+    assert len(world.peer.requests_to(BUCKET)) == asked  # still backing off
     world.clock.advance(40)
     await watcher.tick()
-    assert len(world.peer.requests_to("item/v8")) == asked + 1
+    assert len(world.peer.requests_to(BUCKET)) == asked + 1
     assert (await world.account(sid)).failures == 0
 
 
 async def test_5xx_backs_off_exponentially(world: World) -> None:
     watcher = world.watcher()
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.script(Fault.server_error(503), match="item/v8", times=2)
+    world.peer.script(Fault.server_error(503), match=BUCKET, times=2)
     waits = []
     for _ in range(2):
         await world.poll(watcher, sid)
@@ -305,7 +321,7 @@ async def test_5xx_backs_off_exponentially(world: World) -> None:
 async def test_403_blocks_tells_the_owner_once_and_recovers(world: World) -> None:
     watcher = world.watcher(owner_phone=OWNER, blocked_seconds=600)
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.script(Fault.captcha(), match="item/v8", times=3)
+    world.peer.script(Fault.captcha(), match=BUCKET, times=6)
     await world.poll(watcher, sid)
     account = await world.account(sid)
     assert account.state == "blocked"
@@ -340,12 +356,12 @@ async def test_403_blocks_tells_the_owner_once_and_recovers(world: World) -> Non
 async def test_a_new_block_after_recovery_is_told_again(world: World) -> None:
     watcher = world.watcher(owner_phone=OWNER, blocked_seconds=60)
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.script(Fault.captcha(), match="item/v8", times=1)
+    world.peer.script(Fault.captcha(), match=BUCKET, times=2)
     await world.poll(watcher, sid)
     world.clock.advance(70)
     await watcher.tick()
     assert (await world.account(sid)).state == "active"
-    world.peer.script(Fault.captcha(), match="item/v8", times=1)
+    world.peer.script(Fault.captcha(), match=BUCKET, times=2)
     world.clock.advance(70)  # the next poll, jitter included
     await watcher.tick()
     assert (await world.account(sid)).state == "blocked"
@@ -362,7 +378,7 @@ async def test_403_without_an_owner_to_tell_is_logged(
 ) -> None:
     watcher = world.watcher()
     sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.script(Fault.captcha(), match="item/v8", times=1)
+    world.peer.script(Fault.captcha(), match=BUCKET, times=2)
     await world.poll(watcher, sid)
     assert "nobody to tell" in caplog.text and "blocked" in caplog.text
     assert await world.system() == []
@@ -378,7 +394,7 @@ async def test_the_budget_spreads_polls(world: World) -> None:
     # The logins spent 6 requests of 8 this minute: only two polls fit.
     detail = await watcher.tick()
     assert detail.startswith("polled 2, deferred 1")
-    assert len(world.peer.requests_to("item/v8")) == 2
+    assert len(world.peer.requests_to(BUCKET)) == 2
     world.clock.advance(61)
     detail = await watcher.tick()
     assert detail.startswith("polled 1, deferred 0")  # the other two are not due yet
@@ -395,10 +411,10 @@ async def test_polls_are_jittered_around_the_interval(world: World) -> None:
     await watcher.tick()
     world.clock.advance(53)
     await watcher.tick()
-    assert len(world.peer.requests_to("item/v8")) == 1  # below 54 s: never due
+    assert len(world.peer.requests_to(BUCKET)) == 1  # below 54 s: never due
     world.clock.advance(14)
     await watcher.tick()
-    assert len(world.peer.requests_to("item/v8")) == 2  # above 66 s: always due
+    assert len(world.peer.requests_to(BUCKET)) == 2  # above 66 s: always due
 
 
 async def test_no_calls_outside_active_hours(world: World) -> None:
@@ -407,16 +423,16 @@ async def test_no_calls_outside_active_hours(world: World) -> None:
     sid = await world.subscriber("+33611111111")
     world.peer.confirm(ANA)
     await watcher.start_login(sid, ANA)
-    asked = len(world.peer.received)
+    asked = len(world.peer.requests_to("/api/"))
     world.clock.advance(120)
     assert await watcher.tick() == "outside active hours"
-    assert len(world.peer.received) == asked
+    assert len(world.peer.requests_to("/api/")) == asked
     assert (await watcher.health())["in_active_hours"] is False
     # 07:30 UTC the next day: inside.
     world.clock.advance((datetime(2026, 1, 2, 7, 30, tzinfo=UTC) - world.clock.now()).seconds)
     assert watcher.in_active_hours(world.clock.now())
     await watcher.tick()
-    assert len(world.peer.received) == asked + 1
+    assert len(world.peer.requests_to("/api/")) == asked + 1
     assert (await world.account(sid)).state == "active"
 
 
@@ -432,19 +448,19 @@ async def test_an_announced_sales_window_gets_an_extra_poll(world: World) -> Non
     # The clock is at 12:00:00 UTC; the window opens at 12:00:20.
     world.peer.set_sales_window(ITEM, "2026-01-01T12:00:20Z")
     await watcher.tick()
-    assert len(world.peer.requests_to("item/v8")) == 1
+    assert polls(world) == 1
     world.clock.advance(15)
     await watcher.tick()
-    assert len(world.peer.requests_to("item/v8")) == 1  # not open yet
+    assert polls(world) == 1  # not open yet
     world.peer.set_count(ITEM, 5)  # bags go live with the window
     world.peer.set_sales_window(ITEM, None)
     world.clock.advance(8)  # 12:00:23, long before the regular poll at 54-66 s
     await watcher.tick()
-    assert len(world.peer.requests_to("item/v8")) == 2
+    assert polls(world) == 2
     assert len(await world.alerts()) == 1
     world.clock.advance(10)
     await watcher.tick()
-    assert len(world.peer.requests_to("item/v8")) == 2  # one extra poll, not a new rhythm
+    assert polls(world) == 2  # one extra poll, not a new rhythm
     assert (await world.account(sid)).state == "active"
 
 
@@ -452,7 +468,7 @@ async def test_a_block_during_a_pending_login_resumes_the_login(world: World) ->
     watcher = world.watcher(owner_phone=OWNER, blocked_seconds=60)
     sid = await world.subscriber("+33611111111")
     await watcher.start_login(sid, ANA)
-    world.peer.script(Fault.captcha(), match="authByRequestPollingId", times=1)
+    world.peer.script(Fault.captcha(), match="authByRequestPollingId", times=2)
     world.clock.advance(70)
     await watcher.tick()
     assert (await world.account(sid)).state == "blocked"
@@ -659,19 +675,133 @@ async def test_an_unfavourited_item_stops_alerting_and_comes_back_as_new(world: 
 
 
 async def test_the_datadome_cookie_is_kept_and_sent_back(world: World) -> None:
-    watcher = world.watcher(blocked_seconds=60)
-    sid = await world.logged_in(watcher, ANA, "+33611111111")
-    world.peer.datadome = "dd-fresh-1"
+    watcher = world.watcher()
+    sid = await world.subscriber("+33611111111")
+    await watcher.start_login(sid, ANA)
+    # The login's first call got a cookie from DataDome's SDK; the PIN call sends it back.
+    assert len(world.peer.requests_to("/sdk/")) == 1
+    assert (await world.account(sid)).cookie == f"datadome={world.peer.datadome_issued[0]}"
+    await watcher.submit_pin(sid, PIN)
+    assert world.peer.requests_to("authByRequestPin")[0].cookies == {
+        "datadome": world.peer.datadome_issued[0]
+    }
+    world.peer.datadome = "renewed-on-an-answer"
     await world.poll(watcher, sid)
-    assert (await world.account(sid)).cookie == "datadome=dd-fresh-1"
+    assert (await world.account(sid)).cookie == "datadome=renewed-on-an-answer"
     world.peer.datadome = None
+    await world.poll(world.watcher(), sid)  # a restart: the stored cookie goes out again
+    assert world.peer.requests_to(REFRESH)[-1].cookies == {"datadome": "renewed-on-an-answer"}
+    # The refresh's answer set the next one, which the poll sent and the account keeps.
+    sent = world.peer.requests_to(BUCKET)[-1].headers["cookie"]
+    assert sent == (await world.account(sid)).cookie != "datadome=renewed-on-an-answer"
+    assert len(world.peer.requests_to("/sdk/")) == 1
+
+
+# -- the current protocol: the bucket in pages, DataDome's challenge, the token schedule ------
+
+
+async def test_favourites_come_through_the_bucket_over_several_pages(world: World) -> None:
+    more = [f"9{n:05d}" for n in range(2 * PAGE_SIZE + 3)]
+    for n, item_id in enumerate(more):
+        world.peer.add_item(item_id, store=f"Shop {n}", count=0, favorite_of=ANA)
+    watcher = world.watcher()
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
     await world.poll(watcher, sid)
-    assert world.peer.requests_to("item/v8")[-1].headers["cookie"] == "datadome=dd-fresh-1"
-    # The block sets its own datadome cookie.
-    world.peer.script(Fault.captcha(), match="item/v8", times=1)
+    pages = [r.body["paging"]["page"] for r in world.peer.requests_to(BUCKET)]
+    assert pages == [0, 1, 2]
+    watched = await world.db.execute(lambda c: tgtg_rows.favorites_of(c, sid))
+    assert {f.item_id for f in watched} == {ITEM, *more}
+    world.peer.set_count(more[-1], 2)  # a favourite on the last page gets bags
     await world.poll(watcher, sid)
-    assert (await world.account(sid)).cookie == "datadome=blocked"
-    world.clock.advance(61)
-    await watcher.tick()
-    assert world.peer.requests_to("item/v8")[-1].headers["cookie"] == "datadome=blocked"
-    assert (await world.account(sid)).state == "active"
+    [alert] = await world.alerts()
+    assert "Shop 42" in alert.body and "2 bags" in alert.body
+
+
+async def test_a_datadome_challenge_recovers_after_one_cookie_refresh(world: World) -> None:
+    watcher = world.watcher(owner_phone=OWNER)
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.script(Fault.captcha(), match=BUCKET, times=1)
+    world.peer.set_count(ITEM, 0)
+    await world.poll(watcher, sid)
+    account = await world.account(sid)
+    assert account.state == "active" and account.failures == 0
+    assert account.backoff_until is None and account.last_success_at is not None
+    refused, retried = world.peer.requests_to(BUCKET)
+    assert (refused.status, retried.status) == (403, 200)
+    fresh = world.peer.datadome_issued[-1]
+    assert retried.cookies == {"datadome": fresh} and account.cookie == f"datadome={fresh}"
+    assert await world.system() == [] and await world.open_alerts() == []
+    assert (await watcher.health())["state"] == "ok"
+
+
+async def test_a_second_403_blocks_the_account(world: World) -> None:
+    watcher = world.watcher(owner_phone=OWNER, blocked_seconds=600)
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.script(Fault.captcha(), match=BUCKET, times=2)
+    await world.poll(watcher, sid)
+    account = await world.account(sid)
+    assert account.state == "blocked" and "captcha" in (account.state_detail or "")
+    assert account.backoff_until is not None
+    assert (account.backoff_until - world.clock.now()).total_seconds() == pytest.approx(600)
+    [told] = await world.system()
+    assert told.recipient == OWNER and "blocked" in told.body
+
+
+async def test_a_403_without_a_challenge_blocks_at_once(world: World) -> None:
+    watcher = world.watcher(owner_phone=OWNER)
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.script(Fault.forbidden(), match=BUCKET, times=1)
+    await world.poll(watcher, sid)
+    assert (await world.account(sid)).state == "blocked"
+    assert len(world.peer.requests_to(BUCKET)) == 1
+
+
+async def test_tokens_are_refreshed_every_4_hours(world: World) -> None:
+    watcher = world.watcher()
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
+    await world.poll(watcher, sid)
+    world.clock.advance(ACCESS_TOKEN_LIFETIME_SECONDS - 60)  # 3 h 59 min after the login
+    await world.poll(watcher, sid)
+    assert world.peer.requests_to(REFRESH) == []
+    before = (await world.account(sid)).refresh_token
+    world.clock.advance(61)  # 4 h 0 min 1 s
+    await world.poll(watcher, sid)
+    [refresh] = world.peer.requests_to(REFRESH)
+    assert refresh.body == {"refresh_token": before}
+    assert refresh.at < world.peer.requests_to(BUCKET)[-1].at  # before the poll's own call
+    account = await world.account(sid)
+    assert account.refresh_token == world.peer.accounts[ANA].refresh != before
+    assert account.access_token_expires_at == world.clock.now() + timedelta(hours=4)
+    await world.poll(watcher, sid)
+    assert len(world.peer.requests_to(REFRESH)) == 1  # the next 4 hours start now
+
+
+async def test_stored_tokens_are_refreshed_at_start(world: World) -> None:
+    first = world.watcher()
+    sid = await world.logged_in(first, ANA, "+33611111111")
+    await world.poll(first, sid)
+    assert world.peer.requests_to(REFRESH) == []
+    stored = (await world.account(sid)).refresh_token
+    restarted = world.watcher()  # a new process with the stored tokens, minutes later
+    world.clock.advance(120)
+    await world.poll(restarted, sid)
+    [refresh] = world.peer.requests_to(REFRESH)
+    assert refresh.body == {"refresh_token": stored}
+    assert stored in world.peer.spent_refresh_tokens
+    assert (await world.account(sid)).refresh_token == world.peer.accounts[ANA].refresh
+    world.clock.advance(60)
+    await world.poll(restarted, sid)
+    assert len(world.peer.requests_to(REFRESH)) == 1  # once a start, not every poll
+
+
+async def test_a_cookie_without_an_equals_sign_survives(world: World) -> None:
+    world.peer.extra_cookies = ["sweet sweet cookie"]  # the reference's own test value
+    watcher = world.watcher()
+    sid = await world.logged_in(watcher, ANA, "+33611111111")
+    world.peer.extra_cookies = []
+    stored = (await world.account(sid)).cookie
+    assert stored is not None and stored.endswith("; sweet sweet cookie")
+    await world.poll(world.watcher(), sid)  # a restart: refreshed, then polled
+    assert world.peer.requests_to(REFRESH)[-1].cookies[""] == "sweet sweet cookie"
+    assert world.peer.requests_to(BUCKET)[-1].cookies[""] == "sweet sweet cookie"
+    assert "sweet sweet cookie" in ((await world.account(sid)).cookie or "")

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -28,7 +28,16 @@ from daemon.services.owner import OwnerAlerts
 from daemon.services.push import PushService
 from daemon.services.tgtg.alerts import Alerts
 from daemon.services.tgtg.budget import Budget
-from providers.tgtg.client import MAX_PAGES, PAGE_SIZE, Observation, TgtgClient, Tokens
+from providers.tgtg.client import (
+    ACCESS_TOKEN_LIFETIME_SECONDS,
+    MAX_PAGES,
+    PAGE_SIZE,
+    Observation,
+    OnCookie,
+    OnRotate,
+    TgtgClient,
+    Tokens,
+)
 from providers.tgtg.errors import (
     TgtgBlocked,
     TgtgError,
@@ -135,6 +144,10 @@ class Watcher:
         # One call at a time per account: a window poll and a regular poll of the same account
         # must not both refresh its tokens (the second would spend a rotated refresh token).
         self._busy: dict[int, asyncio.Lock] = {}
+        # Accounts whose tokens this watcher got or refreshed itself. Tokens it found stored
+        # are refreshed before their first use, as the reference refreshes at every start
+        # with stored tokens (docs/tgtg.md, "Tokens").
+        self._fresh: set[int] = set()
         self._window_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -144,10 +157,16 @@ class Watcher:
 
     async def start_login(self, subscriber_id: int, email: str) -> TgtgAccount:
         """authByEmail; the account is pending until the PIN or the link in the e-mail."""
-        polling_id = await self._counted(self.client.auth_by_email(email))
+        known = await self._db.execute(lambda c: rows.account_of(c, subscriber_id))
+        # A new login of a known account keeps its cookies: the same device logs in again.
+        started = await self._counted(
+            self.client.auth_by_email(email, known.cookie if known else None)
+        )
         now = utc_iso(self._clock.now())
         account = await self._db.write(
-            lambda c: rows.start_login(c, subscriber_id, email, polling_id, now)
+            lambda c: rows.start_login(
+                c, subscriber_id, email, started.polling_id, now, cookie=started.cookie
+            )
         )
         self._next_due[account.id] = self._clock.monotonic() + self.settings.poll_seconds
         log.info("tgtg: login started for subscriber %d; waiting for the PIN", subscriber_id)
@@ -158,7 +177,13 @@ class Watcher:
         if account is None or account.state != "pending" or not account.polling_id:
             raise LoginStateError("no login is waiting for a PIN; start one first")
         tokens = await self._counted(
-            self.client.auth_by_pin(account.email, account.polling_id, pin)
+            self.client.auth_by_pin(
+                account.email,
+                account.polling_id,
+                pin,
+                account.cookie,
+                self._cookie_keeper(account.id),
+            )
         )
         await self._save(account.id, tokens, activate=True)
         self._next_due[account.id] = 0.0
@@ -271,18 +296,21 @@ class Watcher:
 
     async def _poll_login(self, account: TgtgAccount) -> None:
         assert account.polling_id is not None
-        tokens = await self._counted(self.client.auth_by_polling(account.email, account.polling_id))
+        tokens = await self._counted(
+            self.client.auth_by_polling(
+                account.email, account.polling_id, account.cookie, self._cookie_keeper(account.id)
+            )
+        )
         if tokens is None:
             return
         await self._save(account.id, tokens, activate=True)
         log.info("tgtg: account %d logged in (link confirmed)", account.id)
         await self._unblocked(account)
 
-    async def _credentials(
-        self, account: TgtgAccount, now: datetime
-    ) -> tuple[tuple[str, str, str | None], Callable[[Tokens], Awaitable[None]]]:
-        """The account's tokens (refreshed first when known to be expired) and the callback
-        that persists a rotation."""
+    async def _credentials(self, account: TgtgAccount, now: datetime) -> tuple[Tokens, OnRotate]:
+        """The account's tokens, refreshed first when this watcher has not refreshed them
+        yet (a start with stored tokens) or their 4 hours are up, and the callback that
+        persists a rotation."""
         if not account.access_token or not account.refresh_token:
             raise TgtgLoginError(0, "no tokens")
 
@@ -290,15 +318,16 @@ class Watcher:
             await self._save(account.id, tokens)
             log.info("tgtg: account %d tokens refreshed", account.id)
 
-        credentials = (account.access_token, account.refresh_token, account.cookie)
+        tokens = Tokens(account.access_token, account.refresh_token, account.cookie)
         expires = account.access_token_expires_at
-        if expires is not None and expires <= now:
-            tokens = await self._counted(self.client.refresh(account.refresh_token, account.cookie))
+        if account.id not in self._fresh or expires is None or expires <= now:
+            tokens = await self._counted(
+                self.client.refresh(tokens, self._cookie_keeper(account.id))
+            )
             await rotate(tokens)
-            credentials = (tokens.access_token, tokens.refresh_token, tokens.cookie)
-        return credentials, rotate
+        return tokens, rotate
 
-    def _cookie_keeper(self, account_id: int) -> Callable[[str], Awaitable[None]]:
+    def _cookie_keeper(self, account_id: int) -> OnCookie:
         async def keep(cookie: str) -> None:
             stamp = utc_iso(self._clock.now())
             await self._db.write(lambda c: rows.save_cookie(c, account_id, cookie, stamp))
@@ -506,6 +535,7 @@ class Watcher:
         close its block alert, so /api/health and the owner are not left with an alert
         nobody can clear."""
         self._next_due.pop(account.id, None)
+        self._fresh.discard(account.id)
         if self._owner is not None:
             await self._owner.clear(blocked_key(account.id))
 
@@ -520,9 +550,11 @@ class Watcher:
 
     async def _save(self, account_id: int, tokens: Tokens, *, activate: bool = False) -> None:
         now = self._clock.now()
-        expires = (
-            utc_iso(now + timedelta(seconds=tokens.ttl_seconds)) if tokens.ttl_seconds else None
+        # Refreshed again after the reference's 4 hours, or sooner if TGTG said so.
+        lifetime = min(
+            tokens.ttl_seconds or ACCESS_TOKEN_LIFETIME_SECONDS, ACCESS_TOKEN_LIFETIME_SECONDS
         )
+        expires = utc_iso(now + timedelta(seconds=lifetime))
         stamp = utc_iso(now)
         await self._db.write(
             lambda c: rows.save_tokens(
@@ -536,6 +568,7 @@ class Watcher:
                 activate=activate,
             )
         )
+        self._fresh.add(account_id)
 
     async def _set(
         self,

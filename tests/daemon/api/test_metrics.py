@@ -233,7 +233,8 @@ async def test_tgtg_polls_and_blocks_are_counted(
 
     await poll()
     await poll()
-    tgtg_peer.script(Fault.captcha(), match="item/v8", times=1)  # a captcha block
+    # A captcha block: one challenge is met with a fresh DataDome cookie, a second blocks.
+    tgtg_peer.script(Fault.captcha(), match="discover/v1/bucket", times=2)
     await poll()
     async with client_for(app) as client:
         text = (await client.get("/metrics", headers=bearer())).text

@@ -385,6 +385,10 @@ class TgtgSettings(_Section):
     # Where the version is looked up; "": Google Play's TGTG page with TGTG's base_url, no
     # lookup with a stand-in (docs/tgtg.md, "App version").
     app_version_url: str = ""
+    # Reserve by reply (docs/tgtg.md, "Orders"): opted-in subscribers answer an alert SMS
+    # with "R" to reserve one bag on their own account, at most reserve_per_day a day each.
+    reserve_by_reply: bool = False
+    reserve_per_day: int = Field(default=2, ge=1, le=20)
 
     @field_validator("datadome_url", "app_version_url")
     @classmethod

@@ -524,6 +524,50 @@ def m015_index_messages_for_the_log(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration
+def m016_create_reservations(db: sqlite_utils.Database) -> None:
+    # Reserve by reply (issue 18): a subscriber who opted in may answer an alert SMS with "R"
+    # to reserve one bag on their own TGTG account. One row per alert that offered it, keyed
+    # by the alert's idempotency key, so one alert never reserves twice.
+    _run(
+        db,
+        """
+        ALTER TABLE subscribers ADD COLUMN reserve_by_reply INTEGER NOT NULL DEFAULT 0
+            CHECK (reserve_by_reply IN (0, 1));
+
+        CREATE TABLE reservations (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            item_id TEXT NOT NULL,
+            item_name TEXT NOT NULL,
+            alert_key TEXT NOT NULL UNIQUE,
+            -- The item's pick-up window end as the alert saw it; no reservation after it.
+            pickup_end TEXT,
+            offered_at TEXT NOT NULL,
+            -- offered: the alert said "reply R"; reserving: a call to TGTG is under way;
+            -- reserved: TGTG holds the order unpaid; failed: TGTG said no (detail says why);
+            -- cancelled: "C" gave the order up.
+            state TEXT NOT NULL DEFAULT 'offered' CHECK (state IN (
+                'offered', 'reserving', 'reserved', 'failed', 'cancelled'
+            )),
+            order_id TEXT,
+            detail TEXT,
+            reserved_at TEXT,
+            -- Until when TGTG holds the unpaid order.
+            hold_until TEXT,
+            cancelled_at TEXT,
+            updated_at TEXT NOT NULL,
+            CHECK (state NOT IN ('reserved', 'cancelled') OR order_id IS NOT NULL)
+        ) STRICT;
+
+        CREATE INDEX idx_reservations_subscriber_id_offered_at
+            ON reservations (subscriber_id, offered_at);
+        CREATE INDEX idx_reservations_subscriber_id_reserved_at
+            ON reservations (subscriber_id, reserved_at) WHERE reserved_at IS NOT NULL;
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, lacks, and has that this version does not know."""

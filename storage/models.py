@@ -20,6 +20,7 @@ NotificationTarget = Literal["tokens", "topic"]
 InboundSource = Literal["twilio", "modem", "fast2sms", "console"]
 OtpPurpose = Literal["login", "signup", "verify-phone"]
 TgtgState = Literal["pending", "active", "blocked", "error", "disabled"]
+ReservationState = Literal["offered", "reserving", "reserved", "failed", "cancelled"]
 Role = Literal["customer", "cashier", "manager", "owner"]
 OrderStatus = Literal["placed", "paid", "cancelled", "refunded"]
 ReportKind = Literal["daily", "weekly"]
@@ -57,6 +58,8 @@ class Subscriber(_Record):
     watch_items: tuple[str, ...]
     # Opt-in: an alert when an available item's price goes down.
     price_drop_alerts: bool
+    # Opt-in ([tgtg] reserve_by_reply on): alert SMS offer "reply R" to reserve a bag.
+    reserve_by_reply: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,3 +389,23 @@ def _converters(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
         hints = get_type_hints(cls)
         _CONVERTERS[cls] = tuple((f.name, _converter(hints[f.name])) for f in fields(cls))
     return _CONVERTERS[cls]
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation(_Record):
+    """An alert that offered "reply R", and what became of it (one row per alert)."""
+
+    id: int
+    subscriber_id: int
+    item_id: str
+    item_name: str
+    alert_key: str
+    pickup_end: datetime | None
+    offered_at: datetime
+    state: ReservationState
+    order_id: str | None
+    detail: str | None
+    reserved_at: datetime | None
+    hold_until: datetime | None
+    cancelled_at: datetime | None
+    updated_at: datetime

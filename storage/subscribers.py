@@ -24,6 +24,7 @@ FIELDS = (
     "verified_at",
     "watch_items",
     "price_drop_alerts",
+    "reserve_by_reply",
 )
 
 
@@ -129,8 +130,9 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
         row["channels"] = json.dumps(list(_channels(row["channels"])))
     if "watch_items" in row and not isinstance(row["watch_items"], str):
         row["watch_items"] = json.dumps(list(dict.fromkeys(str(i) for i in row["watch_items"])))
-    if "price_drop_alerts" in row:
-        row["price_drop_alerts"] = int(bool(row["price_drop_alerts"]))
+    for flag in ("price_drop_alerts", "reserve_by_reply"):
+        if flag in row:
+            row[flag] = int(bool(row[flag]))
     return row
 
 

@@ -222,6 +222,7 @@ class Subscriber:
     # Older daemons have neither: a subscriber then watches every favourite, no price drops.
     watch_items: tuple[str, ...] = ()
     price_drop_alerts: bool = False
+    reserve_by_reply: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,11 @@ class SubscriberIn(BaseModel):
     price_drop_alerts: bool | None = Field(
         default=None, description="Also alert when an available item's price goes down"
     )
+    reserve_by_reply: bool | None = Field(
+        default=None,
+        description='Alert SMS offer "reply R" to reserve one bag on their own TGTG account '
+        "(with [tgtg] reserve_by_reply on)",
+    )
 
     @field_validator("watch_items")
     @classmethod
@@ -83,6 +88,7 @@ class SubscriberOut(BaseModel):
     verified_at: datetime | None
     watch_items: list[str]
     price_drop_alerts: bool
+    reserve_by_reply: bool
     created_at: datetime
     updated_at: datetime
 
@@ -100,6 +106,7 @@ class SubscriberOut(BaseModel):
             verified_at=s.verified_at,
             watch_items=list(s.watch_items),
             price_drop_alerts=s.price_drop_alerts,
+            reserve_by_reply=s.reserve_by_reply,
             created_at=s.created_at,
             updated_at=s.updated_at,
         )
@@ -190,6 +197,8 @@ def _values(ctx: ApiContext, body: SubscriberIn, now: str) -> dict[str, Any]:
         values["watch_items"] = body.watch_items
     if body.price_drop_alerts is not None:
         values["price_drop_alerts"] = body.price_drop_alerts
+    if body.reserve_by_reply is not None:
+        values["reserve_by_reply"] = body.reserve_by_reply
     return values
 
 

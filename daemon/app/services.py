@@ -35,6 +35,7 @@ from daemon.services.outbox.service import Outbox
 from daemon.services.owner import OwnerAlerts
 from daemon.services.push import PushService
 from daemon.services.receipts import Receipts, SegmentReport, build_receipts
+from daemon.services.tgtg.reserve import Reservations
 from daemon.services.tgtg.watcher import Watcher, WatcherSettings
 from providers.tgtg.app_version import PLAY_URL, AppVersion
 from providers.tgtg.client import DEFAULT_BASE_URL, TgtgClient
@@ -129,6 +130,7 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
             settings.sms.help_text,
             default_region=settings.sms.default_region,
             outbox=outbox,
+            reservations=build_reservations(settings, db, clock, tgtg),
         ),
         receipts=build_receipts(db, clock, settings),
         push=push,
@@ -208,9 +210,26 @@ def build_tgtg(
         backoff_max_seconds=tgtg.backoff_max_seconds,
         blocked_seconds=tgtg.blocked_seconds,
         timezone=settings.shop.timezone,
+        reserve_by_reply=tgtg.reserve_by_reply,
     )
     # A block is told to the owner through OwnerAlerts ([owner], else [tgtg] owner_phone).
     return Watcher(db, clock, client, watcher_settings, outbox=outbox, push=push, owner=owner)
+
+
+def build_reservations(
+    settings: Settings, db: Database, clock: Clock, tgtg: Watcher
+) -> Reservations | None:
+    """Reserve by reply ([tgtg] reserve_by_reply), through the watcher's accounts; None when
+    off, so "R" and "C" stay ordinary messages."""
+    if not settings.tgtg.reserve_by_reply:
+        return None
+    return Reservations(
+        db,
+        clock,
+        tgtg,
+        per_day=settings.tgtg.reserve_per_day,
+        timezone=settings.shop.timezone,
+    )
 
 
 def modems(services: Services) -> list[ModemProvider]:

@@ -1,4 +1,5 @@
-"""Inbound SMS from any source: write it down, apply STOP / START / HELP, answer the sender.
+"""Inbound SMS from any source: write it down, apply STOP / START / HELP (and R / C, reserve
+by reply, when it is on), answer the sender.
 
 The one entry for every source (Twilio's webhook, the modem, whatever comes next) is
 `InboundService.receive`. A source either carries the answer itself (Twilio: in the
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import phonenumbers
 import sqlite_utils
@@ -22,11 +23,15 @@ from providers.sms_text import analyze
 from storage.database import Database
 from storage.inbound import log_direct_reply, mark_handled, record_inbound
 from storage.optouts import is_e164, opt_in, opt_out
+from storage.subscribers import by_phone
+
+if TYPE_CHECKING:
+    from daemon.services.tgtg.reserve import Reservations
 
 logger = logging.getLogger(__name__)
 
-KeywordKind = Literal["stop", "start", "help"]
-InboundKind = Literal["stop", "start", "help", "message", "duplicate"]
+KeywordKind = Literal["stop", "start", "help", "reserve", "cancel"]
+InboundKind = Literal["stop", "start", "help", "reserve", "cancel", "message", "duplicate"]
 
 # Twilio's default keywords for long codes (docs/twilio.md, "Opt-out keywords"), REVOKE and
 # OPTOUT from its newer docs. Kept in step with Twilio's own handling so our local flag mirrors
@@ -36,6 +41,11 @@ OPT_OUT_KEYWORDS = frozenset(
 )
 OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_KEYWORDS = frozenset({"HELP", "INFO"})
+# Reserve by reply ([tgtg] reserve_by_reply): "R" reserves a bag of the latest alert, "C"
+# gives the reservation up. Single letters, because CANCEL is an opt-out word to carriers
+# and Twilio (it stays one above), and only for subscribers who opted in.
+RESERVE_KEYWORD = "R"
+CANCEL_KEYWORD = "C"
 
 STOP_CONFIRMATION = "You will get no more messages. Reply START to resume."
 START_CONFIRMATION = "You will get messages again. Reply STOP to stop."
@@ -55,8 +65,9 @@ def _is_edge_noise(char: str) -> bool:
     return char.isspace() or unicodedata.category(char).startswith("P")
 
 
-def match_keyword(body: str) -> KeywordMatch | None:
-    """The keyword a message is, or None for an ordinary message.
+def match_keyword(body: str, *, reserve: bool = False) -> KeywordMatch | None:
+    """The keyword a message is, or None for an ordinary message; with `reserve`, "R" and
+    "C" are keywords too, matched the same way.
 
     A keyword is the whole message: one word, any case, with whitespace and punctuation around
     it ignored ("stop", " Stop ", "Stop." and "STOP!" all opt out; "STOP PLEASE" and "S.T.O.P"
@@ -76,6 +87,10 @@ def match_keyword(body: str) -> KeywordMatch | None:
         return KeywordMatch("start", word)
     if word in HELP_KEYWORDS:
         return KeywordMatch("help", word)
+    if reserve and word == RESERVE_KEYWORD:
+        return KeywordMatch("reserve", word)
+    if reserve and word == CANCEL_KEYWORD:
+        return KeywordMatch("cancel", word)
     return None
 
 
@@ -141,6 +156,7 @@ class InboundService:
         *,
         default_region: str = "",
         outbox: Outbox | None = None,
+        reservations: Reservations | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -148,9 +164,14 @@ class InboundService:
         self._default_region = default_region
         # Sends the answers of sources that cannot carry them (the modem); None: none can.
         self._outbox = outbox
+        # Reserve by reply, when [tgtg] reserve_by_reply is on; None: R and C are ordinary.
+        self._reservations = reservations
 
     async def receive(self, sms: Received) -> InboundResult:
         """The one entry: record, apply the keyword, and see that the sender gets its answer.
+
+        An "R" or "C" (reserve by reply) is recorded first, then answered with what TGTG did,
+        so both roads carry the same answer the same way as HELP's.
 
         For an inline source the reply (HELP's text) is written down as sent before the
         caller returns it, so no reply goes out unrecorded; the source confirms STOP/START
@@ -164,11 +185,24 @@ class InboundService:
             provider_message_id=sms.provider_message_id,
         )
         logger.info("inbound: SMS from %s via %s (%s)", result.sender, sms.source, result.kind)
+        result = await self._reserve(result)
         if sms.answers_inline:
             if result.reply:
                 await self._log_inline_reply(sms.source, result, result.reply)
         else:
             await self._send_answers(sms, result)
+        return result
+
+    async def _reserve(self, result: InboundResult) -> InboundResult:
+        """R or C: ask TGTG (outside the message's transaction: it is a slow call) and make
+        the outcome the reply, which then goes back like any other."""
+        reservations = self._reservations
+        if reservations is None or result.subscriber_id is None:
+            return result
+        if result.kind == "reserve":
+            return replace(result, reply=await reservations.reserve(result.subscriber_id))
+        if result.kind == "cancel":
+            return replace(result, reply=await reservations.cancel(result.subscriber_id))
         return result
 
     async def _log_inline_reply(self, source: str, result: InboundResult, reply: str) -> None:
@@ -220,10 +254,17 @@ class InboundService:
     ) -> InboundResult:
         """Write the message down and apply its keyword; a message seen before does nothing."""
         normalised = normalise_sender(sender, self._default_region)
-        match = match_keyword(body)
+        found = match_keyword(body, reserve=self._reservations is not None)
         now = utc_iso(self._clock.now())
 
         def work(db: sqlite_utils.Database) -> InboundResult:
+            match = found
+            if match is not None and match.kind in ("reserve", "cancel"):
+                # Only a subscriber who opted in (and is not opted out) reserves by reply;
+                # for anyone else "R" and "C" are ordinary messages.
+                subscriber = by_phone(db, normalised) if is_e164(normalised) else None
+                if subscriber is None or not subscriber.reserve_by_reply or subscriber.opted_out_at:
+                    match = None
             inbound, created = record_inbound(
                 db,
                 source=source,
@@ -282,6 +323,10 @@ class InboundService:
         )
         if match is None:
             return result
+        if match.kind in ("reserve", "cancel"):
+            # Answered by `receive` once TGTG has: a network call has no place in this
+            # transaction.
+            return replace(result, kind=match.kind)
         if match.kind == "help":
             # Answered even when opted out: a HELP reply is asked for, not sent unbidden, and
             # carriers require that HELP always gets one.

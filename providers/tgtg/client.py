@@ -1,4 +1,4 @@
-"""The TGTG consumer API on the daemon's shared httpx client: login, refresh, favourites.
+"""The TGTG consumer API on the daemon's shared httpx client: login, refresh, favourites, orders.
 
 Paths, bodies and answers follow ahivert/tgtg-python (`tgtg` 0.19.0, tgtg/__init__.py), the
 client most TGTG tools run on; docs/tgtg.md says what each is and where it comes from. Every
@@ -24,6 +24,7 @@ from providers.tgtg.errors import (
     TgtgBlocked,
     TgtgError,
     TgtgLoginError,
+    TgtgOrderRefused,
     TgtgRateLimited,
     TgtgUnauthorized,
 )
@@ -47,6 +48,14 @@ BUCKET = "discover/v1/bucket"
 # favourites the account has, so a sales-window poll costs one slot of the budget.
 ITEM = "item/v8/{0}"
 SHARE_URL = "https://share.toogoodtogo.com/item/{0}"
+# Orders (ref CREATE_ORDER_ENDPOINT, ABORT_ORDER_ENDPOINT, ORDER_STATUS_ENDPOINT): create is
+# "order/v8/create/" joined with the item id, body {"item_count": n}; abort sends
+# {"cancel_reason_id": 1}; both answer {"state": "SUCCESS", ...} when done, another state
+# when not (ref create_order, abort_order). docs/tgtg.md, "Orders".
+CREATE_ORDER = "order/v8/create/{0}"
+ABORT_ORDER = "order/v8/{0}/abort"
+ORDER_STATUS = "order/v8/{0}/status"
+ORDER_DONE = "SUCCESS"
 # The reference refreshes the access token when 4 hours have passed since the last refresh
 # (DEFAULT_ACCESS_TOKEN_LIFETIME), whatever lifetime TGTG states.
 ACCESS_TOKEN_LIFETIME_SECONDS = 4 * 3600
@@ -96,6 +105,20 @@ class Observation:
     sharing_url: str
     # When TGTG announced the next sales window opens (single-item calls, some list calls).
     next_sales_window: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order TGTG made: `state` "RESERVED" until paid, aborted or expired (ref README,
+    "Create an order" and "Get the status of an order")."""
+
+    order_id: str
+    item_id: str
+    state: str
+    quantity: int
+    reserved_at: datetime | None
+    total_minor: int | None = None
+    currency: str | None = None
 
 
 OnRotate = Callable[[Tokens], Awaitable[None]]
@@ -263,6 +286,63 @@ class TgtgClient:
         )
         return parse_item(answer), _with_cookie(tokens, session.jar)
 
+    async def create_order(
+        self,
+        tokens: Tokens,
+        item_id: str,
+        on_rotate: OnRotate,
+        on_cookie: OnCookie | None = None,
+        *,
+        count: int = 1,
+    ) -> tuple[Order, Tokens]:
+        """Reserve `count` bags of the item on this account (unpaid: the account's owner pays
+        in the app). TgtgOrderRefused when TGTG says no (sold out, already reserved, ...)."""
+        session = _Session(tokens.cookie, on_cookie)
+        path = CREATE_ORDER.format(item_id)
+        answer, tokens = await self._with_refresh(
+            session, tokens, on_rotate, path, {"item_count": count}
+        )
+        state = str(answer.get("state") or "")
+        if state != ORDER_DONE:
+            raise TgtgOrderRefused(state or "no state")
+        order = answer.get("order")
+        if not isinstance(order, dict) or not order.get("id"):
+            raise TgtgError(200, "no order in the answer")
+        return parse_order(order), _with_cookie(tokens, session.jar)
+
+    async def order_status(
+        self,
+        tokens: Tokens,
+        order_id: str,
+        on_rotate: OnRotate,
+        on_cookie: OnCookie | None = None,
+    ) -> tuple[str, Tokens]:
+        """The order's state ("RESERVED" while it is held unpaid)."""
+        session = _Session(tokens.cookie, on_cookie)
+        # The reference posts no body; ours is the empty object every other call would send.
+        answer, tokens = await self._with_refresh(
+            session, tokens, on_rotate, ORDER_STATUS.format(order_id), {}
+        )
+        return str(answer.get("state") or ""), _with_cookie(tokens, session.jar)
+
+    async def abort_order(
+        self,
+        tokens: Tokens,
+        order_id: str,
+        on_rotate: OnRotate,
+        on_cookie: OnCookie | None = None,
+    ) -> Tokens:
+        """Give an unpaid order up (the app's call before payment, ref README "Abort an
+        order"). TgtgOrderRefused when it is no longer open (expired, paid, aborted)."""
+        session = _Session(tokens.cookie, on_cookie)
+        answer, tokens = await self._with_refresh(
+            session, tokens, on_rotate, ABORT_ORDER.format(order_id), {"cancel_reason_id": 1}
+        )
+        state = str(answer.get("state") or "")
+        if state != ORDER_DONE:
+            raise TgtgOrderRefused(state or "no state")
+        return _with_cookie(tokens, session.jar)
+
     async def _with_refresh(
         self,
         session: _Session,
@@ -395,6 +475,22 @@ def parse_item(envelope: dict[str, Any]) -> Observation:
         store_time_zone=store.get("store_time_zone"),
         sharing_url=shared if "/item/" in shared else SHARE_URL.format(item_id),
         next_sales_window=_time(envelope.get("next_sales_window_purchase_start")),
+    )
+
+
+def parse_order(order: dict[str, Any]) -> Order:
+    """The `order` of a create answer (ref README, "Create an order")."""
+    line = order.get("order_line") or {}
+    total = line.get("total_price_including_taxes") or {}
+    minor = total.get("minor_units")
+    return Order(
+        order_id=str(order.get("id") or ""),
+        item_id=str(order.get("item_id") or ""),
+        state=str(order.get("state") or ""),
+        quantity=int(line.get("quantity") or 1),
+        reserved_at=_time(order.get("reserved_at")),
+        total_minor=minor if isinstance(minor, int) else None,
+        currency=total.get("code"),
     )
 
 

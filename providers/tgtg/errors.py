@@ -28,5 +28,14 @@ class TgtgRateLimited(TgtgError):
         self.retry_after = retry_after
 
 
+class TgtgOrderRefused(TgtgError):
+    """TGTG answered an order call 200 with a state other than SUCCESS (the bag is gone, the
+    order is no longer open, ...); `state` is what it said."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(200, f"order refused ({state})")
+        self.state = state
+
+
 class TgtgLoginError(TgtgError):
     """The e-mail login cannot go on (no account for the e-mail, wrong PIN, expired request)."""

@@ -229,3 +229,24 @@ async def test_watch_list_and_price_drop_alerts(api: tuple[httpx.AsyncClient, Wa
     flag = await client.patch(f"/api/v1/subscribers/{sid}", json={"price_drop_alerts": "often"})
     assert flag.status_code == 400
     assert flag.json()["errors"][0]["field"] == "body.price_drop_alerts"
+
+
+async def test_reserve_by_reply_is_a_per_subscriber_opt_in(
+    api: tuple[httpx.AsyncClient, Watcher],
+) -> None:
+    client, _ = api
+    created = await client.post("/api/v1/subscribers", json={"phone": "+33612345679"})
+    subscriber = created.json()["subscriber"]
+    assert subscriber["reserve_by_reply"] is False  # off unless asked for
+    sid = subscriber["id"]
+    on = await client.patch(f"/api/v1/subscribers/{sid}", json={"reserve_by_reply": True})
+    assert on.json()["subscriber"]["reserve_by_reply"] is True
+    renamed = await client.patch(f"/api/v1/subscribers/{sid}", json={"name": "Ana"})
+    assert renamed.json()["subscriber"]["reserve_by_reply"] is True  # untouched
+    bad = await client.patch(f"/api/v1/subscribers/{sid}", json={"reserve_by_reply": "maybe"})
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["field"] == "body.reserve_by_reply"
+    made = await client.post(
+        "/api/v1/subscribers", json={"phone": "+33612345680", "reserve_by_reply": True}
+    )
+    assert made.json()["subscriber"]["reserve_by_reply"] is True

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.services.tgtg.rule import (
+    RESERVE_OFFER,
     alert_mail,
     alert_subject,
     alert_text,
@@ -84,6 +85,18 @@ def test_a_long_store_name_is_shortened_to_one_segment() -> None:
     assert analyze(text).segments == 1
     assert text.startswith("The Very Long") and text.endswith("/item/774625")
     assert "3 bags, 3.99 EUR, pickup 22/11 18:00-18:30" in text
+
+
+def test_the_reserve_offer_ends_the_sms_and_it_stays_one_segment() -> None:
+    text = alert_text(item(), reserve=True)
+    assert text == (
+        "Bakery Blue (Magic Bag): 3 bags, 3.99 EUR, pickup 22/11 18:00-18:30 "
+        "https://share.toogoodtogo.com/item/774625 Reply R to reserve 1."
+    )
+    assert analyze(text).segments == 1
+    long = alert_text(item(name="The Very Long Name Of A Neighbourhood Bakery " * 3), reserve=True)
+    assert analyze(long).segments == 1 and long.endswith(RESERVE_OFFER)
+    assert "Reply R" not in alert_text(item())
 
 
 def test_missing_price_and_window_are_left_out() -> None:

@@ -1,7 +1,8 @@
 """A fake Too Good To Go on 127.0.0.1, shaped after the answers ahivert/tgtg-python (the
 reference client, `tgtg` 0.19.0) records in its tests and README and its users post in its
 issues: the e-mail login (PIN and link polling), rotating refresh tokens, the favourites
-bucket in pages, one item alone, DataDome's SDK endpoint and the app's Google Play page.
+bucket in pages, one item alone, orders (create, status, abort), DataDome's SDK endpoint and
+the app's Google Play page.
 
     with TgtgPeer() as peer:
         peer.add_account("ana@example.com")
@@ -46,6 +47,17 @@ AUTH_BY_PIN = "auth/v5/authByRequestPin"
 REFRESH = "token/v1/refresh"
 BUCKET = "discover/v1/bucket"
 ITEMS = "item/v8/"
+# Orders: ref tgtg/__init__.py CREATE_ORDER_ENDPOINT ("order/v8/create/" + item id),
+# ORDER_STATUS_ENDPOINT and ABORT_ORDER_ENDPOINT ("order/v8/{}/status", "order/v8/{}/abort").
+CREATE_ORDER = re.compile(r"order/v8/create/([^/]+)")
+ORDER_CALL = re.compile(r"order/v8/([^/]+)/(status|abort)")
+# The reference checks only `state == "SUCCESS"` on create and abort answers (ref
+# create_order, abort_order) and raises with whatever other state comes; the refusals below
+# are this fake's own names for the cases users hit (a sold-out bag, a second reservation of
+# the same item, an order past its hold).
+SOLD_OUT = "SOLD_OUT"
+ALREADY_RESERVED = "ALREADY_RESERVED"
+NOT_OPEN = "ORDER_NOT_OPEN"
 # DataDome's SDK endpoint is https://api-sdk.datadome.co/sdk/ (ref DATADOME_SDK_URL); the app's
 # Play page is /store/apps/details?id=com.app.tgtg (ref tgtg/google_play_scraper.py).
 SDK = "/sdk/"
@@ -140,6 +152,21 @@ class _Item:
     currency: str = "EUR"
     time_zone: str = "Europe/Paris"
     sales_window: str | None = None
+    # The pick-up window, UTC (a fixed past day unless a test sets one).
+    pickup: tuple[str, str] = ("2026-11-22T17:00:00Z", "2026-11-22T17:30:00Z")
+
+
+@dataclass
+class _Order:
+    order_id: str
+    item_id: str
+    email: str
+    count: int
+    price_minor: int
+    currency: str
+    # "RESERVED" until aborted ("CANCELLED") or past its hold ("EXPIRED"): ref README,
+    # "Get the status of an order" shows "RESERVED"; the other two are this fake's own.
+    state: str = "RESERVED"
 
 
 @dataclass
@@ -173,6 +200,7 @@ class TgtgPeer(HttpPeer[Received, Fault]):
         self.extra_cookies: list[str] = []
         # What the Play page says the app's current version is (any version: a test value).
         self.app_version = "26.10.3"
+        self.orders: dict[str, _Order] = {}
 
     @property
     def base_url(self) -> str:
@@ -220,6 +248,20 @@ class TgtgPeer(HttpPeer[Received, Fault]):
         """Announce the item's next sales window (`next_sales_window_purchase_start`)."""
         with self._lock:
             self.items[item_id].sales_window = start
+
+    def set_pickup(self, item_id: str, start: str, end: str) -> None:
+        """The item's pick-up window, as UTC `YYYY-MM-DDTHH:MM:SSZ` (ref README, "Get items")."""
+        with self._lock:
+            self.items[item_id].pickup = (start, end)
+
+    def expire_order(self, order_id: str) -> None:
+        """TGTG let the unpaid order go (its hold is over): no longer RESERVED."""
+        with self._lock:
+            self.orders[order_id].state = "EXPIRED"
+
+    def orders_of(self, email: str) -> list[_Order]:
+        with self._lock:
+            return [o for o in self.orders.values() if o.email == email]
 
     def confirm(self, email: str) -> None:
         """The user clicks the link in the login e-mail: polling now answers 200."""
@@ -270,7 +312,59 @@ class TgtgPeer(HttpPeer[Received, Fault]):
                 return self._renewing(self._items(body, headers))
             if re.fullmatch(r"item/v8/[^/]+", name):
                 return self._renewing(self._item(headers, path))
+            if (created := CREATE_ORDER.fullmatch(name)) is not None:
+                return self._create_order(created.group(1), body, headers)
+            if (call := ORDER_CALL.fullmatch(name)) is not None:
+                return self._order_call(call.group(1), call.group(2), headers)
             return _not_found(name)
+
+    def _create_order(self, item_id: str, body: dict[str, Any], headers: dict[str, str]) -> Answer:
+        """`{"state": "SUCCESS", "order": {...}}`: the reference returns `["order"]` when the
+        state is SUCCESS (ref create_order); the order's shape is ref README, "Create an
+        order". A reservation takes its bags off `items_available`."""
+        owner = self._owner(headers)
+        if owner is None:
+            return _unauthorized(headers)
+        item = self.items.get(item_id)
+        if item is None:
+            return _not_found(f"order/v8/create/{item_id}")
+        count = int(body.get("item_count") or 0)
+        if any(
+            o.email == owner.email and o.item_id == item_id and o.state == "RESERVED"
+            for o in self.orders.values()
+        ):
+            return 200, {"state": ALREADY_RESERVED}, []
+        if count < 1 or item.count < count:
+            return 200, {"state": SOLD_OUT}, []
+        item.count -= count
+        order = _Order(
+            "ord-" + uuid.uuid4().hex[:10],
+            item_id,
+            owner.email,
+            count,
+            item.price_minor,
+            item.currency,
+        )
+        self.orders[order.order_id] = order
+        return 200, {"state": "SUCCESS", "order": _order_body(order)}, []
+
+    def _order_call(self, order_id: str, what: str, headers: dict[str, str]) -> Answer:
+        """status: `{id, item_id, state}` (ref README, "Get the status of an order"); abort:
+        `{"state": "SUCCESS"}` for an open order (ref abort_order), another state when it is
+        not open any more. An aborted order's bags go back on sale."""
+        owner = self._owner(headers)
+        if owner is None:
+            return _unauthorized(headers)
+        order = self.orders.get(order_id)
+        if order is None or order.email != owner.email:
+            return _not_found(f"order/v8/{order_id}/{what}")
+        if what == "status":
+            return 200, {"id": order.order_id, "item_id": order.item_id, "state": order.state}, []
+        if order.state != "RESERVED":
+            return 200, {"state": NOT_OPEN}, []
+        order.state = "CANCELLED"
+        self.items[order.item_id].count += order.count
+        return 200, {"state": "SUCCESS"}, []
 
     def _by_email(self, body: dict[str, Any]) -> Answer:
         account = self.accounts.get(body.get("email", ""))
@@ -503,6 +597,25 @@ def _fault_answer(fault: Fault, path: str, headers: dict[str, str]) -> Answer:
     return fault.status, {}, extra
 
 
+def _order_body(order: _Order) -> dict[str, Any]:
+    """An order as ref README, "Create an order" shows it (the price excluding taxes left
+    out: nothing reads it)."""
+    price = {"code": order.currency, "minor_units": order.price_minor, "decimals": 2}
+    total = price | {"minor_units": order.price_minor * order.count}
+    return {
+        "id": order.order_id,
+        "item_id": order.item_id,
+        "state": order.state,
+        "order_line": {
+            "quantity": order.count,
+            "item_price_including_taxes": price,
+            "total_price_including_taxes": total,
+        },
+        "reserved_at": time.strftime("%Y-%m-%dT%H:%M:%S.000000000", time.gmtime()),
+        "order_type": "MAGICBAG",
+    }
+
+
 def _envelope(item: _Item) -> dict[str, Any]:
     """One item as the lists give it (ref README, "Get items" and "Get an item"): the item
     with its price, the store, `display_name` "Store (Item)", the pick-up window, the count."""
@@ -525,7 +638,7 @@ def _envelope(item: _Item) -> dict[str, Any]:
             "store_time_zone": item.time_zone,
         },
         "display_name": f"{item.store} (Magic Bag)",
-        "pickup_interval": {"start": "2026-11-22T17:00:00Z", "end": "2026-11-22T17:30:00Z"},
+        "pickup_interval": {"start": item.pickup[0], "end": item.pickup[1]},
         "items_available": item.count,
         "favorite": True,
         "in_sales_window": item.count > 0,

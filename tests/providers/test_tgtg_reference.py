@@ -134,3 +134,16 @@ def test_the_reference_gets_past_one_datadome_challenge_but_not_two(
     with pytest.raises(TgtgAPIError) as caught:
         client.get_favorites()
     assert caught.value.args[0] == 403
+
+
+def test_orders_reserve_read_and_abort(peer: TgtgPeer, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = logged_in(peer, monkeypatch)
+    order = client.create_order("774622", 1)
+    assert order["state"] == "RESERVED" and order["item_id"] == "774622"
+    assert client.get_order_status(order["id"])["state"] == "RESERVED"
+    client.abort_order(order["id"])
+    assert client.get_order_status(order["id"])["state"] == "CANCELLED"
+    # Sold out: the reference raises with the state TGTG gave instead of SUCCESS.
+    with pytest.raises(TgtgAPIError) as sold:
+        client.create_order("774620", 1)
+    assert sold.value.args[0] == "SOLD_OUT"

@@ -31,6 +31,7 @@ def subscriber(**over: Any) -> dict[str, Any]:
         "updated_at": NOW,
         "watch_items": '["774625"]',
         "price_drop_alerts": 1,
+        "reserve_by_reply": 1,
     } | over
 
 
@@ -270,6 +271,24 @@ def owner_alert(**over: Any) -> dict[str, Any]:
     } | over
 
 
+def reservation(subscriber_id: int, **over: Any) -> dict[str, Any]:
+    return {
+        "subscriber_id": subscriber_id,
+        "item_id": "774625",
+        "item_name": "Bakery Blue (Magic Bag)",
+        "alert_key": "tgtg:1:774625:2026-11-22T16:00:00Z:-",
+        "pickup_end": "2026-11-22T17:30:00Z",
+        "offered_at": NOW,
+        "state": "reserved",
+        "order_id": "ord-1",
+        "detail": None,
+        "reserved_at": NOW,
+        "hold_until": NOW,
+        "cancelled_at": None,
+        "updated_at": NOW,
+    } | over
+
+
 def populate(db: sqlite_utils.Database) -> dict[str, int]:
     """One linked row in every table; returns each table's row id."""
     ids: dict[str, int] = {}
@@ -299,4 +318,5 @@ def populate(db: sqlite_utils.Database) -> dict[str, int]:
     ids["reports"] = insert(db, "reports", report())
     ids["job_runs"] = insert(db, "job_runs", job_run())
     ids["owner_alerts"] = insert(db, "owner_alerts", owner_alert())
+    ids["reservations"] = insert(db, "reservations", reservation(ids["subscribers"]))
     return ids

@@ -34,6 +34,7 @@ TABLES = {
     "reports",
     "job_runs",
     "owner_alerts",
+    "reservations",
 }
 
 # Named indexes: name -> (table, columns).
@@ -80,6 +81,11 @@ INDEXES = {
     "idx_job_runs_job_id_started_at": ("job_runs", ["job_id", "started_at"]),
     "idx_owner_alerts_key_open": ("owner_alerts", ["key"]),
     "idx_owner_alerts_raised_at": ("owner_alerts", ["raised_at"]),
+    "idx_reservations_subscriber_id_offered_at": ("reservations", ["subscriber_id", "offered_at"]),
+    "idx_reservations_subscriber_id_reserved_at": (
+        "reservations",
+        ["subscriber_id", "reserved_at"],
+    ),
 }
 
 # UNIQUE constraints: (table, columns).
@@ -96,6 +102,7 @@ UNIQUES = {
     ("products", ("sku",)),
     ("reports", ("kind", "period_start")),
     ("owner_alerts", ("key",)),
+    ("reservations", ("alert_key",)),
 }
 
 
@@ -341,6 +348,17 @@ BAD_ROWS: dict[str, tuple[str, dict[str, Any], str]] = {
         "subscribers",
         f.subscriber(price_drop_alerts=2),
         "price_drop_alerts IN (0, 1)",
+    ),
+    "reserve flag not 0/1": (
+        "subscribers",
+        f.subscriber(reserve_by_reply=2),
+        "reserve_by_reply IN (0, 1)",
+    ),
+    "reservation state unknown": ("reservations", f.reservation(1, state="paid"), "state IN"),
+    "reserved without an order": (
+        "reservations",
+        f.reservation(1, order_id=None),
+        "order_id IS NOT NULL",
     ),
     "sending without lease": (
         "messages",

@@ -34,6 +34,7 @@ MODELS: dict[str, type[Any]] = {
     "reports": models.Report,
     "job_runs": models.JobRun,
     "owner_alerts": models.OwnerAlert,
+    "reservations": models.Reservation,
 }
 
 SECRETS = {

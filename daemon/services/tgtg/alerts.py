@@ -20,11 +20,13 @@ from daemon.services.tgtg.rule import (
     email_key,
     is_price_drop,
     is_rising_edge,
+    item_name,
     price_drop_key,
     watches,
 )
 from providers.smtp.provider import email_body
 from providers.tgtg.client import Observation
+from storage import reservations as reservation_rows
 from storage import subscribers as subscriber_rows
 from storage import tgtg as rows
 from storage.database import Database
@@ -46,12 +48,15 @@ class Alerts:
         *,
         outbox: Outbox | None = None,
         push: PushService | None = None,
+        offer_reservations: bool = False,
     ) -> None:
         self._db = db
         self._clock = clock
         self._timezone = timezone
         self._outbox = outbox
         self._push = push
+        # [tgtg] reserve_by_reply: SMS alerts of opted-in subscribers offer "reply R".
+        self._offer_reservations = offer_reservations
 
     async def observe(
         self, subscriber_id: int, observations: list[Observation], *, complete: bool = False
@@ -126,12 +131,13 @@ class Alerts:
         text = alert_text(item, self._timezone, was_minor=was_minor)
         what = "bags available" if was_minor is None else "price down"
         if "sms" in subscriber.channels and subscriber.phone and self._outbox is not None:
+            offer = self._offers(subscriber, item)
             try:
                 await self._outbox.enqueue(
                     EnqueueRequest(
                         channel="sms",
                         recipient=subscriber.phone,
-                        body=text,
+                        body=alert_text(item, self._timezone, was_minor=was_minor, reserve=offer),
                         kind="alert",
                         subscriber_id=subscriber.id,
                         idempotency_key=key,
@@ -139,6 +145,9 @@ class Alerts:
                 )
             except EnqueueError as exc:
                 log.info("tgtg: no SMS alert to subscriber %d: %s", subscriber.id, exc)
+            else:
+                if offer:
+                    await self._offer(subscriber, item, key)
         if "push" in subscriber.channels and self._push is not None:
             try:
                 await self._push.notify_subscriber(
@@ -154,6 +163,25 @@ class Alerts:
         if "email" in subscriber.channels and self._outbox is not None:
             await self._email(self._outbox, subscriber, item, key, was_minor)
         log.info("tgtg: %s alert for item %s to subscriber %d", what, item.item_id, subscriber.id)
+
+    def _offers(self, subscriber: Subscriber, item: Observation) -> bool:
+        """Whether this SMS offers "reply R": the feature on, the subscriber opted in, and
+        the pick-up window (when TGTG gave one) not over yet."""
+        if not (self._offer_reservations and subscriber.reserve_by_reply):
+            return False
+        return item.pickup_end is None or item.pickup_end > self._clock.now()
+
+    async def _offer(self, subscriber: Subscriber, item: Observation, key: str) -> None:
+        # Written after the SMS is queued: an offer nobody was sent must not be reservable.
+        offered = reservation_rows.Offer(
+            subscriber_id=subscriber.id,
+            item_id=item.item_id,
+            item_name=item_name(item),
+            alert_key=key,
+            pickup_end=utc_iso(item.pickup_end) if item.pickup_end else None,
+        )
+        now = utc_iso(self._clock.now())
+        await self._db.write(lambda c: reservation_rows.offer(c, offered, now))
 
     async def _email(
         self,

@@ -22,6 +22,9 @@ SMS_SEGMENT_UCS2 = 70
 MIN_NAME = 8
 BAGS_AVAILABLE = "bags available"
 PRICE_DOWN = "price down"
+# The end of an alert SMS to a subscriber who opted in to reserve by reply (GSM-7, so it
+# costs characters, not a switch to UCS-2; the name is shortened first to make room).
+RESERVE_OFFER = " Reply R to reserve 1."
 # Only these become a link in the HTML part; anything else is shown as text.
 LINK_SCHEMES = ("https://", "http://")
 
@@ -151,10 +154,17 @@ def alert_mail(
     )
 
 
-def alert_text(item: Observation, fallback_zone: str = "UTC", was_minor: int | None = None) -> str:
+def alert_text(
+    item: Observation,
+    fallback_zone: str = "UTC",
+    was_minor: int | None = None,
+    *,
+    reserve: bool = False,
+) -> str:
     """The alert: store, count, price, pickup window, link; one GSM-7 segment where it can
     (the store name is shortened first, since the count, time and link matter more). With
-    `was_minor` it is a price-drop alert: the new price first, then the old one."""
+    `was_minor` it is a price-drop alert: the new price first, then the old one. With
+    `reserve` it ends offering "reply R" (RESERVE_OFFER)."""
     bags = f"{item.items_available} bag{'s' if item.items_available != 1 else ''}"
     details = [bags]
     if was_minor is not None:
@@ -163,7 +173,7 @@ def alert_text(item: Observation, fallback_zone: str = "UTC", was_minor: int | N
         details.append(price)
     if (pickup := pickup_text(item, fallback_zone)) is not None:
         details.append(f"pickup {pickup}")
-    tail = f": {', '.join(details)} {item.sharing_url}"
+    tail = f": {', '.join(details)} {item.sharing_url}" + (RESERVE_OFFER if reserve else "")
     name = item.display_name or item.store_name or f"item {item.item_id}"
     while True:
         text = name + tail

@@ -35,6 +35,7 @@ from providers.tgtg.client import (
     Observation,
     OnCookie,
     OnRotate,
+    Order,
     TgtgClient,
     Tokens,
 )
@@ -70,6 +71,11 @@ def blocked_key(account_id: int) -> str:
     return f"tgtg-blocked:{account_id}"
 
 
+class NoAccount(Exception):
+    """The subscriber has no TGTG login the watcher can use now (none, not finished, failed,
+    or backing off)."""
+
+
 class LoginStateError(Exception):
     """A PIN was given for an account that is not waiting for one."""
 
@@ -84,6 +90,8 @@ class WatcherSettings:
     backoff_max_seconds: float = 900.0
     blocked_seconds: float = 600.0
     timezone: str = "UTC"
+    # Alert SMS of opted-in subscribers offer "reply R" (daemon/services/tgtg/reserve.py).
+    reserve_by_reply: bool = False
 
 
 @dataclass
@@ -131,7 +139,14 @@ class Watcher:
         self.settings = settings
         self._owner = owner
         # Observations into alerts: the rising-edge rule, the channels, the opt-outs.
-        self.alerts = Alerts(db, clock, settings.timezone, outbox=outbox, push=push)
+        self.alerts = Alerts(
+            db,
+            clock,
+            settings.timezone,
+            outbox=outbox,
+            push=push,
+            offer_reservations=settings.reserve_by_reply,
+        )
         self._rng = rng or random.Random()
         self.budget = Budget(settings.requests_per_minute, clock)
         self._hours = parse_hours(settings.active_hours)
@@ -347,6 +362,43 @@ class Watcher:
             self.client.item(credentials, item_id, rotate, self._cookie_keeper(account.id))
         )
         return observation
+
+    # -- orders (reserve by reply) ---------------------------------------------------------------
+
+    async def create_order(self, subscriber_id: int, item_id: str) -> Order:
+        """Reserve one bag of the item on the subscriber's own account, with the same
+        credentials handling, per-account lock and request budget as a poll. Raises
+        TgtgError (TgtgOrderRefused when TGTG says no); NoAccount without a usable login."""
+        account = await self._order_account(subscriber_id)
+        async with self._lock(account.id):
+            fresh = await self._order_account(subscriber_id)
+            credentials, rotate = await self._credentials(fresh, self._clock.now())
+            order, _ = await self._counted(
+                self.client.create_order(
+                    credentials, item_id, rotate, self._cookie_keeper(fresh.id), count=1
+                )
+            )
+        return order
+
+    async def abort_order(self, subscriber_id: int, order_id: str) -> None:
+        """Give the subscriber's unpaid order up (TgtgOrderRefused when it is not open)."""
+        account = await self._order_account(subscriber_id)
+        async with self._lock(account.id):
+            fresh = await self._order_account(subscriber_id)
+            credentials, rotate = await self._credentials(fresh, self._clock.now())
+            await self._counted(
+                self.client.abort_order(
+                    credentials, order_id, rotate, self._cookie_keeper(fresh.id)
+                )
+            )
+
+    async def _order_account(self, subscriber_id: int) -> TgtgAccount:
+        account = await self._db.execute(lambda c: rows.account_of(c, subscriber_id))
+        if account is None or account.state != "active" or not account.refresh_token:
+            raise NoAccount("no working TGTG login for this subscriber")
+        if account.backoff_until is not None and account.backoff_until > self._clock.now():
+            raise NoAccount("TGTG is refusing the shop's requests for now")
+        return account
 
     # -- sales windows -------------------------------------------------------------------------
 

@@ -215,3 +215,20 @@ async def test_who_may_not_reserve_sends_an_ordinary_message(
     answer = await reply(service, "R")
     assert (answer.kind, answer.reply, answer.keyword) == ("message", None, None)
     assert desk.created == []
+
+
+async def test_a_reservation_cut_off_by_a_restart_is_never_tried_twice(
+    service: InboundService, db: Database, clock: ManualClock, desk: Desk
+) -> None:
+    sid = await subscriber(db, clock)
+    await offer(db, clock, sid, 1)
+    # shopbell stopped while TGTG was being asked: the claim stays, with no answer.
+    [found] = await db.execute(lambda c: [rows.latest_offer(c, sid)])
+    assert found is not None
+    assert await db.write(lambda c: rows.claim(c, found.id, utc_iso(clock.now())))
+    assert "the answer follows" in str((await reply(service, "R")).reply)
+    clock.advance(3 * 60)
+    answer = str((await reply(service, "R")).reply)
+    assert answer.startswith("Not sure Bakery 1 was reserved")
+    assert "TGTG app" in answer
+    assert desk.created == [], "TGTG is not asked again: it may have taken the first order"

@@ -38,6 +38,9 @@ HOLD_MINUTES = 5
 # and an "R" an hour later is more likely an answer to something else.
 OFFER_MINUTES = 60
 DAY = timedelta(hours=24)
+# A claim still "reserving" after this long was cut off (shopbell stopped during TGTG's
+# call): longer than any TGTG call with its retries takes.
+LOST_CLAIM = timedelta(minutes=2)
 
 
 class OrderDesk(Protocol):
@@ -70,6 +73,13 @@ class Reservations:
             cancelled = " (cancelled since)" if offer.state == "cancelled" else ""
             return f"Already reserved from that alert: order {offer.order_id}{cancelled}."
         if offer.state == "reserving":
+            if now - offer.updated_at >= LOST_CLAIM:
+                # TGTG may have taken the order before shopbell stopped: trying again could
+                # reserve a second bag, so the subscriber looks first.
+                return (
+                    f"Not sure {offer.item_name} was reserved: shopbell stopped while asking "
+                    "TGTG. Look under Orders in the TGTG app before reserving again."
+                )
             return f"Already reserving {offer.item_name}; the answer follows."
         late = self._too_late(offer, now)
         if late is not None:

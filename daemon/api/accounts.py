@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from daemon.api.auth import PRINCIPAL_API_TOKEN
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.services.backoffice.accounts import AccountError
 from daemon.services.backoffice.roles import API_TOKEN_ACTOR, Actor, Permission, can
@@ -231,6 +232,18 @@ def account_error(exc: AccountError) -> ApiError:
 
 # -- routes ------------------------------------------------------------------------------
 
+SIGNUP_ERRORS = errors_for(
+    (401, "The login token sent along is no longer valid"),
+    (403, "This caller may not create an account of that role"),
+    (409, "The username, e-mail or phone is already taken"),
+    503,
+)
+LOGIN_ERRORS = errors_for(
+    (401, "Wrong login or password, or this account may not log in here"),
+    (429, "Too many failed logins, or logins from this address; Retry-After says when"),
+    503,
+)
+
 
 async def _signup(
     request: Request, ctx: ApiContext, body: SignupRequest, default_role: Role
@@ -265,49 +278,87 @@ async def _login(ctx: ApiContext, body: LoginRequest, *, staff_only: bool) -> Lo
     )
 
 
-@router.post("/signup", status_code=201, summary="Customer sign-up (supermarket backend)")
+@router.post(
+    "/signup",
+    status_code=201,
+    summary="Customer sign-up (supermarket backend)",
+    responses=SIGNUP_ERRORS,
+)
 async def signup(request: Request, body: SignupRequest, ctx: Ctx) -> SignupResponse:
     return await _signup(request, ctx, body, "customer")
 
 
-@router.post("/login", summary="Log in (supermarket backend): a JWT")
+@router.post(
+    "/login",
+    summary="Log in (supermarket backend): a JWT",
+    responses=LOGIN_ERRORS,
+)
 async def login(body: LoginRequest, ctx: Ctx) -> LoginResponse:
     return await _login(ctx, body, staff_only=False)
 
 
 @router.post(
-    "/store/signup", status_code=201, summary="Staff sign-up: an owner's or manager's token"
+    "/store/signup",
+    status_code=201,
+    summary="Staff sign-up: an owner's or manager's token",
+    responses=SIGNUP_ERRORS,
 )
 async def store_signup(request: Request, body: SignupRequest, ctx: Ctx) -> SignupResponse:
     return await _signup(request, ctx, body, "cashier")
 
 
-@router.post("/store/login", summary="Staff login (supermarket backend): a JWT")
+@router.post(
+    "/store/login",
+    summary="Staff login (supermarket backend): a JWT",
+    responses=LOGIN_ERRORS,
+)
 async def store_login(body: LoginRequest, ctx: Ctx) -> LoginResponse:
     return await _login(ctx, body, staff_only=True)
 
 
-@router.post("/api/users/register", status_code=201, summary="Register (shop API)")
+@router.post(
+    "/api/users/register",
+    status_code=201,
+    summary="Register (shop API)",
+    responses=SIGNUP_ERRORS,
+)
 async def users_register(request: Request, body: SignupRequest, ctx: Ctx) -> SignupResponse:
     return await _signup(request, ctx, body, "customer")
 
 
-@router.post("/api/users/login", summary="Log in (shop API): a JWT")
+@router.post(
+    "/api/users/login",
+    summary="Log in (shop API): a JWT",
+    responses=LOGIN_ERRORS,
+)
 async def users_login(body: LoginRequest, ctx: Ctx) -> LoginResponse:
     return await _login(ctx, body, staff_only=False)
 
 
-@router.post("/api/v1/accounts", status_code=201, summary="Create an account (any role allowed)")
+@router.post(
+    "/api/v1/accounts",
+    status_code=201,
+    summary="Create an account (any role allowed)",
+    responses=SIGNUP_ERRORS,
+)
 async def create_account(request: Request, body: SignupRequest, ctx: Ctx) -> SignupResponse:
     return await _signup(request, ctx, body, "customer")
 
 
-@router.post("/api/v1/accounts/login", summary="Log in: a JWT")
+@router.post(
+    "/api/v1/accounts/login",
+    summary="Log in: a JWT",
+    responses=LOGIN_ERRORS,
+)
 async def account_login(body: LoginRequest, ctx: Ctx) -> LoginResponse:
     return await _login(ctx, body, staff_only=False)
 
 
-@router.get("/api/v1/accounts", summary="List accounts (managers and owners)")
+@router.get(
+    "/api/v1/accounts",
+    summary="List accounts (managers and owners)",
+    responses=errors_for(403),
+)
 async def list_accounts(
     request: Request,
     ctx: Ctx,
@@ -320,7 +371,11 @@ async def list_accounts(
     return AccountsResponse(accounts=[AccountOut.of(account) for account in found])
 
 
-@router.get("/api/v1/accounts/me", summary="The logged-in account")
+@router.get(
+    "/api/v1/accounts/me",
+    summary="The logged-in account",
+    responses=errors_for((404, "The API token is not an account, or the account is gone")),
+)
 async def me(request: Request, ctx: Ctx) -> AccountResponse:
     return AccountResponse(account=AccountOut.of(await _own_account(request, ctx)))
 
@@ -341,7 +396,12 @@ async def _own_account(request: Request, ctx: ApiContext) -> Account:
 # Profile.jsx reads /user.
 
 
-@router.post("/register", status_code=201, summary="Register (ElectroPorts front end)")
+@router.post(
+    "/register",
+    status_code=201,
+    summary="Register (ElectroPorts front end)",
+    responses=SIGNUP_ERRORS,
+)
 async def register(request: Request, body: SignupRequest, ctx: Ctx) -> SignupResponse:
     # Its form also sends confirmPassword; the page compares the two itself, so it is ignored.
     return await _signup(request, ctx, body, "customer")
@@ -364,7 +424,11 @@ class UserProfile(BaseModel):
     created_at: str
 
 
-@router.get("/user", summary="The logged-in account (ElectroPorts front end)")
+@router.get(
+    "/user",
+    summary="The logged-in account (ElectroPorts front end)",
+    responses=errors_for((404, "The API token is not an account, or the account is gone")),
+)
 async def user_profile(request: Request, ctx: Ctx) -> UserProfile:
     account = await _own_account(request, ctx)
     return UserProfile(

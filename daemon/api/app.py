@@ -21,11 +21,8 @@ from daemon.api.auth import AccessMiddleware, Door, LoginVerifier, add_bearer_se
 from daemon.api.client_limits import ClientLimiter
 from daemon.api.clients import networks
 from daemon.api.context import ApiContext, get_ctx
-from daemon.api.errors import (
-    UnhandledErrorMiddleware,
-    document_validation_status,
-    install_error_handlers,
-)
+from daemon.api.error_docs import document_errors
+from daemon.api.errors import UnhandledErrorMiddleware, install_error_handlers
 from daemon.api.limits import BodyLimitMiddleware
 from daemon.api.local_callers import LocalCallers, machine_names
 
@@ -157,8 +154,9 @@ def _install_openapi_security(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         # FastAPI caches the schema and rebuilds it when routes change; marking is
-        # idempotent, so mark whatever it returns.
-        return add_bearer_security(document_validation_status(build_schema()))
+        # idempotent, so mark whatever it returns: who may call each operation, and every
+        # error status the app's layers add to its route's own (daemon/api/error_docs.py).
+        return add_bearer_security(document_errors(build_schema()))
 
     # FastAPI's documented way to customise the schema: replace app.openapi.
     app.openapi = openapi  # type: ignore[method-assign]

@@ -143,18 +143,6 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def document_validation_status(schema: dict[str, Any]) -> dict[str, Any]:
-    """Say 400, not FastAPI's 422, for a field that breaks its rule, in an OpenAPI schema."""
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.get("responses") if isinstance(operation, dict) else None
-            if isinstance(responses, dict) and "422" in responses:
-                documented = responses.pop("422")
-                documented["description"] = "A field is missing or breaks its rule"
-                responses.setdefault(str(VALIDATION_STATUS), documented)
-    return schema
-
-
 async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
     # The database cannot take the work (its file is gone, the disk is full): nothing was
     # acknowledged, and the sentence says what to do. 507 for a full disk (RFC 4918 11.5),

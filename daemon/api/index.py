@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from daemon.api.access import is_public
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import STORAGE_FREE
 
 router = APIRouter()
 
@@ -35,7 +36,12 @@ class ApiIndex(BaseModel):
     endpoints: list[Endpoint]
 
 
-@router.get("/api", summary="This index of the API's endpoints", response_model=ApiIndex)
+@router.get(
+    "/api",
+    summary="This index of the API's endpoints",
+    response_model=ApiIndex,
+    openapi_extra=STORAGE_FREE,
+)
 async def api_index(request: Request, ctx: Annotated[ApiContext, Depends(get_ctx)]) -> ApiIndex:
     """Public; read from the app's OpenAPI schema, so it stays true as routes are added."""
     app: FastAPI = request.app

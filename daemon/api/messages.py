@@ -11,6 +11,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.runtime.clock import utc_iso
 from daemon.services.outbox.service import EnqueueError, EnqueueRequest, Outbox
@@ -146,7 +147,11 @@ def _refused(exc: EnqueueError, rename: dict[str, str] | None = None) -> ApiErro
     )
 
 
-@router.post("/smss", summary="Send one SMS (the SMS backend's endpoint)")
+@router.post(
+    "/smss",
+    summary="Send one SMS (the SMS backend's endpoint)",
+    responses=errors_for(409, 429, 503),
+)
 async def post_smss(request: SmssRequest, ctx: Ctx) -> SmssResponse:
     try:
         enqueued = await _outbox(ctx).enqueue(
@@ -164,7 +169,15 @@ async def post_smss(request: SmssRequest, ctx: Ctx) -> SmssResponse:
     return SmssResponse(message_id=enqueued.message.id)
 
 
-@router.post("/api/v1/messages", status_code=201, summary="Enqueue a message")
+@router.post(
+    "/api/v1/messages",
+    status_code=201,
+    summary="Enqueue a message",
+    responses={
+        200: {"model": MessageCreated, "description": "Queued before under this idempotency key"},
+        **errors_for(409, 503),
+    },
+)
 async def create_message(
     request: MessageCreate,
     response: Response,
@@ -222,7 +235,11 @@ async def get_messages(
     return MessagePage(messages=[MessageOut.of(m) for m in rows], next_before=next_before)
 
 
-@router.get("/api/v1/messages/{message_id}", summary="One message with its history")
+@router.get(
+    "/api/v1/messages/{message_id}",
+    summary="One message with its history",
+    responses=errors_for(404),
+)
 async def get_one(message_id: MessageId, ctx: Ctx) -> MessageDetail:
     def read(conn: Any) -> tuple[Message | None, list[MessageEvent]]:
         return get_message(conn, message_id), get_events(conn, message_id)
@@ -233,7 +250,11 @@ async def get_one(message_id: MessageId, ctx: Ctx) -> MessageDetail:
     return MessageDetail(message=MessageOut.of(message), events=[EventOut.of(e) for e in events])
 
 
-@router.post("/api/v1/messages/{message_id}/cancel", summary="Cancel a queued message")
+@router.post(
+    "/api/v1/messages/{message_id}/cancel",
+    summary="Cancel a queued message",
+    responses=errors_for(404, 409),
+)
 async def cancel(message_id: MessageId, ctx: Ctx) -> MessageDetail:
     try:
         await _outbox(ctx).cancel(message_id)
@@ -244,7 +265,11 @@ async def cancel(message_id: MessageId, ctx: Ctx) -> MessageDetail:
     return await get_one(message_id, ctx)
 
 
-@router.post("/api/v1/messages/{message_id}/retry", summary="Send a failed message again")
+@router.post(
+    "/api/v1/messages/{message_id}/retry",
+    summary="Send a failed message again",
+    responses=errors_for(404, 409),
+)
 async def retry(message_id: MessageId, ctx: Ctx) -> MessageDetail:
     try:
         await _outbox(ctx).retry(message_id)

@@ -11,6 +11,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.services.outbox.service import EnqueueError
 from daemon.services.push import MAX_TOKEN_LENGTH, MAX_TOKENS, PushQueued, PushService
@@ -253,7 +254,11 @@ def _detail(queued: PushQueued) -> NotificationDetail:
 # -- the SMS/FCM backend's endpoints ------------------------------------------------------------
 
 
-@router.post("/notifications/tokens", summary="Push to device tokens (the FCM backend's)")
+@router.post(
+    "/notifications/tokens",
+    summary="Push to device tokens (the FCM backend's)",
+    responses=errors_for(503),
+)
 async def post_tokens(request: TokensRequest, ctx: Ctx) -> TokensResponse:
     try:
         queued = await _push(ctx).send_to_tokens(request.tokens, request.title, request.body)
@@ -262,7 +267,11 @@ async def post_tokens(request: TokensRequest, ctx: Ctx) -> TokensResponse:
     return TokensResponse(notification_id=queued.notification.id)
 
 
-@router.post("/notifications/topic", summary="Push to an FCM topic (the FCM backend's)")
+@router.post(
+    "/notifications/topic",
+    summary="Push to an FCM topic (the FCM backend's)",
+    responses=errors_for(503),
+)
 async def post_topic(request: TopicRequest, ctx: Ctx) -> TopicResponse:
     try:
         await _push(ctx).send_to_topic(request.topic, request.title, request.body)
@@ -274,7 +283,15 @@ async def post_topic(request: TopicRequest, ctx: Ctx) -> TopicResponse:
 # -- canonical --------------------------------------------------------------------------------
 
 
-@router.post("/api/v1/notifications", status_code=201, summary="Send a push notification")
+@router.post(
+    "/api/v1/notifications",
+    status_code=201,
+    summary="Send a push notification",
+    responses={
+        200: {"model": NotificationDetail, "description": "Sent before under this idempotency key"},
+        **errors_for((404, "No such subscriber"), 409, 503),
+    },
+)
 async def create_notification(
     request: NotificationCreate, response: Response, ctx: Ctx
 ) -> NotificationDetail:
@@ -340,6 +357,7 @@ async def get_notifications(
 @router.get(
     "/api/v1/notifications/{notification_id}",
     summary="One push notification with each token's outcome",
+    responses=errors_for(404),
 )
 async def get_one_notification(notification_id: RowId, ctx: Ctx) -> NotificationDetail:
     def read(conn: Any) -> tuple[Notification | None, list[Message], dict[str, int]]:
@@ -359,7 +377,12 @@ async def get_one_notification(notification_id: RowId, ctx: Ctx) -> Notification
     )
 
 
-@router.post("/api/v1/push-tokens", status_code=201, summary="Register a device's push token")
+@router.post(
+    "/api/v1/push-tokens",
+    status_code=201,
+    summary="Register a device's push token",
+    responses={200: {"model": PushTokenSaved, "description": "Registered before: refreshed"}},
+)
 async def register_token(request: PushTokenCreate, response: Response, ctx: Ctx) -> PushTokenSaved:
     try:
         row, created = await _push(ctx).register(
@@ -389,7 +412,7 @@ async def get_tokens(
     return PushTokenPage(tokens=[PushTokenOut.of(r) for r in rows], next_before=next_before)
 
 
-@router.get("/api/v1/push-tokens/{token_id}", summary="One push token")
+@router.get("/api/v1/push-tokens/{token_id}", summary="One push token", responses=errors_for(404))
 async def get_one_token(token_id: RowId, ctx: Ctx) -> PushTokenSaved:
     row = await ctx.db.execute(lambda conn: get_token(conn, token_id))
     if row is None:
@@ -398,7 +421,9 @@ async def get_one_token(token_id: RowId, ctx: Ctx) -> PushTokenSaved:
 
 
 @router.delete(
-    "/api/v1/push-tokens/{token_id}", summary="Forget a push token (its queued pushes cancelled)"
+    "/api/v1/push-tokens/{token_id}",
+    summary="Forget a push token (its queued pushes cancelled)",
+    responses=errors_for(404),
 )
 async def delete_token(token_id: RowId, ctx: Ctx) -> PushTokenDeleted:
     try:

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from daemon.api.accounts import backoffice, require_actor
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.runtime.clock import utc_iso
 from daemon.services.backoffice.money import to_text
@@ -265,22 +266,43 @@ async def _one(request: Request, ctx: ApiContext, order_id: int) -> OrderRespons
     return OrderResponse(order=order_out(placed, office.currency))
 
 
+ORDER_ERRORS = errors_for(
+    (403, "A customer orders only for themselves"),
+    (409, "A product is out of stock or no longer on sale"),
+)
+LIST_ERRORS = errors_for((403, "A customer sees only their own orders"))
+ONE_ERRORS = errors_for((404, "No such order, or not this customer's"))
+
 AccountFilter = Annotated[int | None, Query(ge=1, le=2**62)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=2**62)]
 
 
-@router.post("/purchase", status_code=201, summary="Record a purchase (supermarket backend)")
+@router.post(
+    "/purchase",
+    status_code=201,
+    summary="Record a purchase (supermarket backend)",
+    responses=ORDER_ERRORS,
+)
 async def purchase(body: OrderIn, request: Request, ctx: Ctx) -> OrderResponse:
     return await _place(request, ctx, body)
 
 
-@router.post("/api/orders/create", status_code=201, summary="Create an order (shop API)")
+@router.post(
+    "/api/orders/create",
+    status_code=201,
+    summary="Create an order (shop API)",
+    responses=ORDER_ERRORS,
+)
 async def create_order(body: OrderIn, request: Request, ctx: Ctx) -> OrderResponse:
     return await _place(request, ctx, body)
 
 
-@router.get("/api/orders", summary="Orders: a customer's own, or all for staff (shop API)")
+@router.get(
+    "/api/orders",
+    summary="Orders: a customer's own, or all for staff (shop API)",
+    responses=LIST_ERRORS,
+)
 async def orders(
     request: Request,
     ctx: Ctx,
@@ -291,17 +313,30 @@ async def orders(
     return await _list(request, ctx, account_id, limit, offset)
 
 
-@router.get("/api/orders/{order_id}", summary="One order (shop API)")
+@router.get(
+    "/api/orders/{order_id}",
+    summary="One order (shop API)",
+    responses=ONE_ERRORS,
+)
 async def order(order_id: OrderId, request: Request, ctx: Ctx) -> OrderResponse:
     return await _one(request, ctx, order_id)
 
 
-@router.post("/api/v1/orders", status_code=201, summary="Place an order")
+@router.post(
+    "/api/v1/orders",
+    status_code=201,
+    summary="Place an order",
+    responses=ORDER_ERRORS,
+)
 async def v1_create(body: OrderIn, request: Request, ctx: Ctx) -> OrderResponse:
     return await _place(request, ctx, body)
 
 
-@router.get("/api/v1/orders", summary="Orders, newest first: a customer's own, or all for staff")
+@router.get(
+    "/api/v1/orders",
+    summary="Orders, newest first: a customer's own, or all for staff",
+    responses=LIST_ERRORS,
+)
 async def v1_list(
     request: Request,
     ctx: Ctx,
@@ -312,6 +347,10 @@ async def v1_list(
     return await _list(request, ctx, account_id, limit, offset)
 
 
-@router.get("/api/v1/orders/{order_id}", summary="One order")
+@router.get(
+    "/api/v1/orders/{order_id}",
+    summary="One order",
+    responses=ONE_ERRORS,
+)
 async def v1_one(order_id: OrderId, request: Request, ctx: Ctx) -> OrderResponse:
     return await _one(request, ctx, order_id)

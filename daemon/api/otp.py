@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.services.otp.service import OtpError, OtpService
 
@@ -113,7 +114,15 @@ def _refused(exc: OtpError, where: str = "body") -> ApiError:
     )
 
 
-@router.post("/api/send-otp", summary="Send a one-time code by SMS (the OTP backend's endpoint)")
+@router.post(
+    "/api/send-otp",
+    summary="Send a one-time code by SMS (the OTP backend's endpoint)",
+    responses=errors_for(
+        (409, "The number opted out of SMS (replied STOP)"),
+        (429, "Codes asked for too often, for this number or from this address"),
+        503,
+    ),
+)
 async def send_otp(request: SendOtpRequest, ctx: Ctx) -> SendOtpResponse:
     try:
         sent = await _service(ctx).send(request.phone, request.purpose)

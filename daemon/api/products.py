@@ -26,6 +26,7 @@ from pydantic import (
 
 from daemon.api.accounts import backoffice, require_actor
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.runtime.clock import utc_iso
 from daemon.services.backoffice.money import to_minor, to_text
@@ -182,6 +183,13 @@ def price_minor(value: Any, currency: str, field: str = "body.price") -> int:
         ) from None
 
 
+DESIGNATION_REFUSED = (403, "The designation is not this login's role, or the role may not do this")
+STAFF_ONLY = (403, "Staff only: customers read /api/products")
+DUPLICATE_SKU = (409, "Another product has this sku")
+# The supermarket backend's item routes.
+ITEM_ERRORS = errors_for(DESIGNATION_REFUSED, 404)
+
+
 async def _designated(
     request: Request, ctx: ApiContext, designation: str, permission: Permission
 ) -> Actor:
@@ -265,6 +273,7 @@ async def _deactivate(ctx: ApiContext, product_id: int) -> Product:
     "/add_item/{designation}",
     status_code=201,
     summary="Add an item, or a list of items (managers, owners)",
+    responses=errors_for(DESIGNATION_REFUSED, DUPLICATE_SKU),
 )
 async def add_item(
     designation: Annotated[str, PathParam(max_length=40)],
@@ -291,11 +300,13 @@ async def add_item(
     "/delete_item/{item_id}/{designation}",
     name="delete_item",
     summary="Delete an item: it is deactivated, its sales stay (managers, owners)",
+    responses=ITEM_ERRORS,
 )
 @router.post(
     "/delete_item/{item_id}/{designation}",
     name="delete_item_by_post",
     summary="Delete an item (POST, as the supermarket backend's clients send it)",
+    responses=ITEM_ERRORS,
 )
 async def delete_item(
     item_id: ProductId,
@@ -312,11 +323,13 @@ async def delete_item(
     "/update_item_rate/{item_id}/{designation}",
     name="update_item_rate",
     summary="Change an item's price (managers, owners); the change is recorded",
+    responses=ITEM_ERRORS,
 )
 @router.put(
     "/update_item_rate/{item_id}/{designation}",
     name="update_item_rate_by_put",
     summary="Change an item's price (PUT)",
+    responses=ITEM_ERRORS,
 )
 async def update_item_rate(
     item_id: ProductId,
@@ -391,7 +404,11 @@ async def catalogue(
     )
 
 
-@router.get("/api/products/{product_id}", summary="One product of the public catalogue")
+@router.get(
+    "/api/products/{product_id}",
+    summary="One product of the public catalogue",
+    responses=errors_for(404),
+)
 async def catalogue_product(product_id: ProductId, ctx: Ctx) -> ProductResponse:
     office = backoffice(ctx)
     product = await office.db.execute(lambda db: store.get_product(db, product_id))
@@ -516,7 +533,11 @@ async def sound_devices(ctx: Ctx) -> SoundDevicesOut:
 # -- /api/v1/products --------------------------------------------------------------------------
 
 
-@router.get("/api/v1/products", summary="Products, inactive ones too (staff)")
+@router.get(
+    "/api/v1/products",
+    summary="Products, inactive ones too (staff)",
+    responses=errors_for(STAFF_ONLY),
+)
 async def list_products(
     request: Request,
     ctx: Ctx,
@@ -541,7 +562,12 @@ async def list_products(
     )
 
 
-@router.post("/api/v1/products", status_code=201, summary="Add a product (managers, owners)")
+@router.post(
+    "/api/v1/products",
+    status_code=201,
+    summary="Add a product (managers, owners)",
+    responses=errors_for(403, DUPLICATE_SKU),
+)
 async def create_product(body: ProductIn, request: Request, ctx: Ctx) -> ProductResponse:
     await require_actor(request, ctx, "products.write")
     product = await _create(ctx, body)
@@ -565,7 +591,11 @@ MAX_CATEGORIES = 500
 
 
 # Registered before /{product_id}: "categories" is not an id.
-@router.get("/api/v1/products/categories", summary="Product categories and their counts (staff)")
+@router.get(
+    "/api/v1/products/categories",
+    summary="Product categories and their counts (staff)",
+    responses=errors_for(STAFF_ONLY),
+)
 async def list_categories(request: Request, ctx: Ctx) -> CategoryList:
     actor = await require_actor(request, ctx)
     if not actor.is_staff:
@@ -584,7 +614,11 @@ async def list_categories(request: Request, ctx: Ctx) -> CategoryList:
     return CategoryList(categories=[CategoryOut(name=n, products=c) for n, c in found])
 
 
-@router.get("/api/v1/products/{product_id}", summary="A product and its price history (staff)")
+@router.get(
+    "/api/v1/products/{product_id}",
+    summary="A product and its price history (staff)",
+    responses=errors_for(STAFF_ONLY, 404),
+)
 async def get_product(product_id: ProductId, request: Request, ctx: Ctx) -> ProductResponse:
     actor = await require_actor(request, ctx)
     if not actor.is_staff:
@@ -603,7 +637,11 @@ async def get_product(product_id: ProductId, request: Request, ctx: Ctx) -> Prod
     )
 
 
-@router.patch("/api/v1/products/{product_id}", summary="Change a product (managers, owners)")
+@router.patch(
+    "/api/v1/products/{product_id}",
+    summary="Change a product (managers, owners)",
+    responses=errors_for(403, 404, DUPLICATE_SKU),
+)
 async def change_product(
     product_id: ProductId, body: ProductChange, request: Request, ctx: Ctx
 ) -> ProductResponse:
@@ -650,7 +688,11 @@ async def change_product(
     return ProductResponse(message="product changed", product=product_out(product, office.currency))
 
 
-@router.post("/api/v1/products/{product_id}/stock", summary="Adjust stock (managers, owners)")
+@router.post(
+    "/api/v1/products/{product_id}/stock",
+    summary="Adjust stock (managers, owners)",
+    responses=errors_for(403, 404),
+)
 async def adjust_stock(
     product_id: ProductId, body: StockIn, request: Request, ctx: Ctx
 ) -> ProductResponse:
@@ -666,7 +708,11 @@ async def adjust_stock(
     return ProductResponse(message="stock adjusted", product=product_out(product, office.currency))
 
 
-@router.delete("/api/v1/products/{product_id}", summary="Deactivate a product (managers, owners)")
+@router.delete(
+    "/api/v1/products/{product_id}",
+    summary="Deactivate a product (managers, owners)",
+    responses=errors_for(403, 404),
+)
 async def delete_product(product_id: ProductId, request: Request, ctx: Ctx) -> ProductResponse:
     await require_actor(request, ctx, "products.write")
     product = await _deactivate(ctx, product_id)

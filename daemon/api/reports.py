@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from daemon.api.accounts import backoffice, require_actor
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.api.products import price_minor
 from daemon.runtime.clock import utc_iso
@@ -21,10 +22,12 @@ from daemon.services.backoffice import report_mail
 from daemon.services.backoffice.money import to_text
 from daemon.services.backoffice.periods import days_range
 from daemon.services.backoffice.reports import Reports, check_range
+from daemon.services.outbox.service import EnqueueError
 from storage import reports as report_store
 from storage.models import Report
 
-router = APIRouter()
+# Every route here needs reports.read (`_reports`).
+router = APIRouter(responses=errors_for((403, "This login's role may not read reports")))
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 
@@ -402,7 +405,7 @@ async def list_stored_reports(
     return StoredReports(reports=[StoredReportOut.of(r, office.currency) for r in found])
 
 
-@router.get("/api/v1/reports/{report_id}", summary="One stored report")
+@router.get("/api/v1/reports/{report_id}", summary="One stored report", responses=errors_for(404))
 async def stored_report(
     report_id: Annotated[int, PathParam(ge=1, le=2**62)], request: Request, ctx: Ctx
 ) -> StoredReportResponse:
@@ -414,7 +417,11 @@ async def stored_report(
     return StoredReportResponse(report=StoredReportOut.of(found, office.currency))
 
 
-@router.post("/api/v1/reports/send", summary="Build, store and queue a report now")
+@router.post(
+    "/api/v1/reports/send",
+    summary="Build, store and queue a report now",
+    responses=errors_for((409, "Stored, but a recipient refuses messages (opted out)"), 503),
+)
 async def send_report_now(body: SendReportIn, request: Request, ctx: Ctx) -> SentReportOut:
     """What the scheduled report job does, for the period holding `date` (default: the last
     whole day or Monday-to-Sunday week)."""
@@ -428,7 +435,14 @@ async def send_report_now(body: SendReportIn, request: Request, ctx: Ctx) -> Sen
             "body.date: must not be after today (the shop's day)",
             errors=[{"field": "body.date", "rule": "must not be after today (the shop's day)"}],
         )
-    done = await report_mail.run(office, ctx.outbox, ctx.settings, body.kind, body.day)
+    try:
+        done = await report_mail.run(office, ctx.outbox, ctx.settings, body.kind, body.day)
+    except EnqueueError as exc:
+        # The report is stored (GET /api/v1/reports lists it); its message was refused.
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        raise ApiError(
+            exc.status, f"the report is stored but not queued: {exc.rule}", headers=headers
+        ) from None
     out = StoredReportOut.of(done.stored, office.currency)
     if done.message_ids:
         said = f"{body.kind} report {report_mail.span(done.report)} queued to "

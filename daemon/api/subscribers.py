@@ -13,6 +13,7 @@ from fastapi import Path as PathParam
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.api.tgtg import AccountOut, tgtg_failure
 from daemon.runtime.clock import utc_iso
@@ -229,7 +230,12 @@ async def list_subscribers(
     )
 
 
-@router.post("/api/v1/subscribers", status_code=201, summary="Create a subscriber")
+@router.post(
+    "/api/v1/subscribers",
+    status_code=201,
+    summary="Create a subscriber",
+    responses=errors_for((409, "Another subscriber has this phone")),
+)
 async def create_subscriber(body: SubscriberIn, ctx: Ctx) -> SubscriberDetail:
     now = utc_iso(ctx.clock.now())
     values = _values(ctx, body, now)
@@ -240,7 +246,11 @@ async def create_subscriber(body: SubscriberIn, ctx: Ctx) -> SubscriberDetail:
     return await _detail(ctx, created)
 
 
-@router.get("/api/v1/subscribers/{subscriber_id}", summary="One subscriber and TGTG state")
+@router.get(
+    "/api/v1/subscribers/{subscriber_id}",
+    summary="One subscriber and TGTG state",
+    responses=errors_for(404),
+)
 async def get_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> SubscriberDetail:
     found = await ctx.db.execute(lambda c: rows.get(c, subscriber_id))
     if found is None:
@@ -248,7 +258,11 @@ async def get_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> SubscriberDet
     return await _detail(ctx, found)
 
 
-@router.patch("/api/v1/subscribers/{subscriber_id}", summary="Change a subscriber")
+@router.patch(
+    "/api/v1/subscribers/{subscriber_id}",
+    summary="Change a subscriber",
+    responses=errors_for(404, (409, "Another subscriber has this phone")),
+)
 async def update_subscriber(
     subscriber_id: SubscriberId, body: SubscriberIn, ctx: Ctx
 ) -> SubscriberDetail:
@@ -264,7 +278,10 @@ async def update_subscriber(
 
 
 @router.delete(
-    "/api/v1/subscribers/{subscriber_id}", status_code=204, summary="Delete a subscriber"
+    "/api/v1/subscribers/{subscriber_id}",
+    status_code=204,
+    summary="Delete a subscriber",
+    responses=errors_for(404),
 )
 async def delete_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> Response:
     def delete(conn: Any) -> tuple[bool, TgtgAccount | None]:
@@ -279,7 +296,11 @@ async def delete_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/submit_subscriber_info", summary="Subscribe (the TGTG alerts backend's endpoint)")
+@router.post(
+    "/submit_subscriber_info",
+    summary="Subscribe (the TGTG alerts backend's endpoint)",
+    responses=errors_for((409, "Another subscriber has this phone")),
+)
 async def submit_subscriber_info(body: SubmitInfo, ctx: Ctx) -> SubmitInfoOut:
     """Create or update the subscriber with this phone (or e-mail), then start the TGTG login
     for the e-mail: TGTG mails a PIN, which goes to POST /api/v1/subscribers/{id}/tgtg/pin."""

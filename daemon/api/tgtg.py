@@ -10,6 +10,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.services.tgtg.watcher import LoginStateError, Watcher
 from providers.tgtg.errors import TgtgBlocked, TgtgError, TgtgLoginError, TgtgRateLimited
@@ -99,6 +100,9 @@ class FavoriteList(BaseModel):
     favorites: list[FavoriteOut]
 
 
+TGTG_FAILED = (502, "TGTG answered with an error")
+
+
 def tgtg_failure(exc: TgtgError) -> ApiError:
     """A TGTG failure as the API's error."""
     if isinstance(exc, TgtgLoginError):
@@ -121,6 +125,7 @@ def _watcher(ctx: ApiContext) -> Watcher:
     "/api/v1/subscribers/{subscriber_id}/tgtg/login",
     status_code=202,
     summary="Start the TGTG e-mail login (TGTG mails a PIN and a link)",
+    responses=errors_for(404, TGTG_FAILED, 503),
 )
 async def start_login(subscriber_id: SubscriberId, body: LoginIn, ctx: Ctx) -> AccountDetail:
     watcher = _watcher(ctx)
@@ -137,7 +142,11 @@ async def start_login(subscriber_id: SubscriberId, body: LoginIn, ctx: Ctx) -> A
     return AccountDetail(account=AccountOut.of(account))
 
 
-@router.post("/api/v1/subscribers/{subscriber_id}/tgtg/pin", summary="Finish the login")
+@router.post(
+    "/api/v1/subscribers/{subscriber_id}/tgtg/pin",
+    summary="Finish the login",
+    responses=errors_for((409, "No TGTG login waits for a PIN"), TGTG_FAILED, 503),
+)
 async def submit_pin(subscriber_id: SubscriberId, body: PinIn, ctx: Ctx) -> AccountDetail:
     watcher = _watcher(ctx)
     try:
@@ -149,7 +158,11 @@ async def submit_pin(subscriber_id: SubscriberId, body: PinIn, ctx: Ctx) -> Acco
     return AccountDetail(account=AccountOut.of(account))
 
 
-@router.get("/api/v1/subscribers/{subscriber_id}/tgtg", summary="TGTG state and favourites")
+@router.get(
+    "/api/v1/subscribers/{subscriber_id}/tgtg",
+    summary="TGTG state and favourites",
+    responses=errors_for((404, "No such subscriber, or no TGTG login")),
+)
 async def get_account(subscriber_id: SubscriberId, ctx: Ctx) -> AccountDetail:
     account = await ctx.db.execute(lambda c: account_of(c, subscriber_id))
     if account is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends
@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from daemon.api.context import ApiContext, get_ctx
+from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
 from daemon.services.inbound import InboundService, Received
 from daemon.services.receipts import MessageReceipt, Receipts, build_receipts
@@ -40,6 +41,20 @@ router = APIRouter(tags=["webhooks"])
 
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 FormPairs = list[tuple[str, str]]
+# Read raw (the signature covers every pair as sent), so FastAPI cannot see it: said here.
+TWILIO_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The form Twilio posts, signed in X-Twilio-Signature",
+        "content": {
+            FORM_TYPE: {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}
+        },
+    }
+}
+TWILIO_ERRORS = errors_for(
+    (403, "Not signed with [twilio] auth_token (or it is not set)"),
+    (415, f"The body is not {FORM_TYPE}, as Twilio posts"),
+)
 
 
 def inbound_service(ctx: ApiContext) -> InboundService:
@@ -97,7 +112,8 @@ async def signed_form(request: Request, ctx: ApiContext) -> FormPairs:
     SMS_PATH,
     summary="Twilio's incoming-SMS webhook: records the message, applies STOP/START/HELP",
     response_class=Response,
-    responses={200: {"content": {"application/xml": {}}, "description": "TwiML"}},
+    responses={200: {"content": {"application/xml": {}}, "description": "TwiML"}, **TWILIO_ERRORS},
+    openapi_extra=TWILIO_FORM,
 )
 async def incoming_sms(request: Request, ctx: Ctx) -> Response:
     pairs = await signed_form(request, ctx)
@@ -125,6 +141,8 @@ async def incoming_sms(request: Request, ctx: Ctx) -> Response:
 @router.post(
     STATUS_PATH,
     summary="Twilio's status callback: moves a sent message to delivered, undelivered or failed",
+    responses=TWILIO_ERRORS,
+    openapi_extra=TWILIO_FORM,
 )
 async def status_callback(request: Request, ctx: Ctx) -> JSONResponse:
     pairs = await signed_form(request, ctx)

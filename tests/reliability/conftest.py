@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -12,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+import schemathesis
 
 # The daemon subprocess and the modem simulator thread are the daemon tests' own helpers.
 from tests.daemon.conftest import DaemonProcess, daemon_env, spawn  # noqa: F401
 from tests.daemon.test_modem_e2e import SimThread
 from tests.helpers import free_port, wait_until
+from tests.peers.tgtg import TgtgPeer
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 # httpx.Client is thread-safe; a few requests in flight keep the daemon's writer busy.
@@ -162,3 +166,43 @@ def enqueue(client: httpx.Client, bodies: list[tuple[str, str]]) -> list[int]:
 
     with ThreadPoolExecutor(max_workers=ENQUEUE_CLIENTS) as pool:
         return list(pool.map(post, bodies))
+
+
+@pytest.fixture(scope="module")
+def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One daemon for every generated request: SMS to the console, Twilio's webhooks signed
+    with the fake's token, TGTG logins against the fake TGTG."""
+    root = tmp_path_factory.mktemp("fuzz")
+    port = free_port()
+    tgtg = TgtgPeer().start()
+    config = root / "config.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{root / "data"}"\n'
+        f"[api]\nport = {port}\n"
+        '[sms]\nchain = ["console"]\nsmss_per_minute = 10000\n'
+        f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nauth_token = "{AUTH_TOKEN}"\n'
+        f'[tgtg]\nbase_url = "{tgtg.base_url}"\ntimeout_seconds = 2.0\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPBELL_")}
+    env.update(PYTHONUNBUFFERED="1", HOME=str(root), XDG_CONFIG_HOME=str(root / "config"))
+    env.update(XDG_DATA_HOME=str(root / "share"))
+    env.pop("JOURNAL_STREAM", None)
+    daemon = DaemonProcess(["--config", str(config), "run"], env)
+    try:
+        daemon.wait_ready(port, timeout=30)
+        token = (root / "data" / "api_token").read_text().strip()
+        with httpx.Client(timeout=10) as http:
+            yield {"url": f"http://127.0.0.1:{port}", "token": token, "http": http}
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.output[-3000:]
+        assert "Traceback" not in daemon.output, daemon.output
+    finally:
+        daemon.kill()
+        tgtg.stop()
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzz_daemon: dict[str, Any]) -> schemathesis.BaseSchema:
+    schema = schemathesis.openapi.from_url(f"{fuzz_daemon['url']}/api/openapi.json")
+    return schema

@@ -1,17 +1,16 @@
-"""Schemathesis against the daemon's own /api/openapi.json: no 5xx, every error in JSON format."""
+"""Schemathesis against the daemon's own /api/openapi.json: no 5xx, every error in JSON format.
+
+The daemon (`fuzz_daemon`) and its schema (`api_schema`) are tests/reliability/conftest.py's,
+shared with test_api_conformance.py."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 import httpx
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,54 +18,10 @@ from schemathesis.checks import not_a_server_error
 from twilio.request_validator import RequestValidator
 
 from providers.twilio.webhook import SIGNATURE_HEADER
-from tests.daemon.conftest import DaemonProcess
-from tests.helpers import free_port
-from tests.peers.tgtg import TgtgPeer
-from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN
+from tests.peers.twilio import AUTH_TOKEN
 
 # A bounded run for CI: this many generated requests per route, the same ones every run.
 EXAMPLES_PER_ROUTE = 15
-
-
-@pytest.fixture(scope="module")
-def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One daemon for every generated request: SMS to the console, Twilio's webhooks signed
-    with the fake's token, TGTG logins against the fake TGTG."""
-    root = tmp_path_factory.mktemp("fuzz")
-    port = free_port()
-    tgtg = TgtgPeer().start()
-    config = root / "config.toml"
-    config.write_text(
-        f'[paths]\ndata_dir = "{root / "data"}"\n'
-        f"[api]\nport = {port}\n"
-        '[sms]\nchain = ["console"]\nsmss_per_minute = 10000\n'
-        f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nauth_token = "{AUTH_TOKEN}"\n'
-        f'[tgtg]\nbase_url = "{tgtg.base_url}"\ntimeout_seconds = 2.0\n',
-        encoding="utf-8",
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPBELL_")}
-    env.update(PYTHONUNBUFFERED="1", HOME=str(root), XDG_CONFIG_HOME=str(root / "config"))
-    env.update(XDG_DATA_HOME=str(root / "share"))
-    env.pop("JOURNAL_STREAM", None)
-    daemon = DaemonProcess(["--config", str(config), "run"], env)
-    try:
-        daemon.wait_ready(port, timeout=30)
-        token = (root / "data" / "api_token").read_text().strip()
-        with httpx.Client(timeout=10) as http:
-            yield {"url": f"http://127.0.0.1:{port}", "token": token, "http": http}
-        daemon.signal(signal.SIGTERM)
-        assert daemon.wait() == 0, daemon.output[-3000:]
-        assert "Traceback" not in daemon.output, daemon.output
-    finally:
-        daemon.kill()
-        tgtg.stop()
-
-
-@pytest.fixture(scope="module")
-def api_schema(fuzz_daemon: dict[str, Any]) -> schemathesis.BaseSchema:
-    schema = schemathesis.openapi.from_url(f"{fuzz_daemon['url']}/api/openapi.json")
-    return schema
-
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 

@@ -15,6 +15,7 @@ from daemon.runtime.clock import ManualClock
 from daemon.services.backoffice.service import BackOffice
 from daemon.services.outbox.service import Outbox
 from storage.database import Database
+from storage.optouts import opt_out
 from tests.daemon.api.backoffice_support import make_office
 from tests.daemon.api.support import bearer
 
@@ -92,3 +93,18 @@ async def test_a_day_after_today_and_an_unknown_report_are_refused(
     # The named report paths still answer: the id route does not shadow them.
     totals = await client.get("/api/v1/reports/daily-totals", headers=bearer())
     assert totals.status_code == 200
+
+
+async def test_a_refused_message_is_its_own_status_not_a_500(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    # The owner replied STOP: the outbox refuses the report's SMS (409), which reached the
+    # client as a 500 before; the report itself is stored and listed.
+    await db.write(lambda conn: opt_out(conn, OWNER, "2026-01-07T11:00:00Z", reason="STOP"))
+
+    sent = await client.post("/api/v1/reports/send", json={"kind": "daily"}, headers=bearer())
+
+    assert sent.status_code == 409, sent.text
+    assert sent.json()["error"] == 409 and "stored but not queued" in sent.json()["message"]
+    listed = (await client.get("/api/v1/reports", headers=bearer())).json()["reports"]
+    assert [r["kind"] for r in listed] == ["daily"]

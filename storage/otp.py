@@ -96,6 +96,20 @@ def close_live_codes(
     return [row[0] for row in rows]
 
 
+def end_codes(db: sqlite_utils.Database, codes: list[tuple[int, str]], now: str) -> int:
+    """End these codes now, each named by (id, created_at) since ids are reused: their
+    lifetime ran out on the monotonic clock, whatever the wall clock says (it stepped back).
+    Returns how many were still open."""
+    ended = 0
+    for code_id, created_at in codes:
+        ended += db.execute(
+            "UPDATE otp_codes SET expires_at = ? WHERE id = ? AND created_at = ? "
+            "AND consumed_at IS NULL AND expires_at > ?",
+            [now, code_id, created_at, now],
+        ).rowcount
+    return ended
+
+
 def link_message(db: sqlite_utils.Database, code_id: int, message_id: int) -> None:
     db.execute("UPDATE otp_codes SET message_id = ? WHERE id = ?", [message_id, code_id])
 

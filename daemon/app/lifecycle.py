@@ -165,6 +165,8 @@ class Daemon:
         self.services = services
         self._stage("providers", PROVIDERS_CLOSE_SECONDS, services.router.close)
         await log_chain(services)
+        # A clock behind the database is said in plain words; it never stops the start.
+        await services.clock_check.at_start()
         if await services.owner.resume():
             log.info("owner: queued the alerts a crash left unsent")
         for modem in modems(services):

@@ -8,6 +8,7 @@ starts what needs starting, in its own order, and stops it in reverse.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from daemon.runtime.clock import Clock
 from daemon.runtime.http_client import SharedHttp
 from daemon.services.backoffice.service import BackOffice, build_backoffice
 from daemon.services.care.backups import Backups
+from daemon.services.care.clock import ClockCheck
 from daemon.services.care.disk import DiskWatch
 from daemon.services.care.provider_watch import ProviderWatch
 from daemon.services.care.retention import Retention
@@ -72,6 +74,8 @@ class Services:
     backups: Backups
     retention: Retention
     disk: DiskWatch
+    # The start-up clock check and the mobile network's time (docs/clock.md).
+    clock_check: ClockCheck
     # Only with [metrics] enabled.
     metrics: Metrics | None
 
@@ -151,6 +155,7 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
         ),
         retention=Retention(db, clock, settings.retention.messages_days),
         disk=DiskWatch(settings.data_dir, settings.owner.disk_free_min_mb, owner),
+        clock_check=ClockCheck(db, clock),
         metrics=metrics,
     )
 
@@ -245,6 +250,9 @@ def modems(services: Services) -> list[ModemProvider]:
         if isinstance(slot.provider, ModemProvider):
             slot.provider.on_inbound = lambda message: _modem_inbound(services, message)
             slot.provider.on_status_report = lambda report: _modem_report(services, report)
+            slot.provider.on_network_time = functools.partial(
+                services.clock_check.network_time, slot.provider.name
+            )
             found.append(slot.provider)
     return found
 
@@ -293,6 +301,8 @@ def api_context(services: Services, settings: Settings, clock: Clock, api_token:
             "tgtg": services.tgtg.health,
             # Open owner alerts, for `shopbell doctor` and the TUI's dashboard.
             "owner": services.owner.health,
+            # The start-up clock check and the network's time (docs/clock.md).
+            "clock": services.clock_check.health,
         },
         settings=settings,
         outbox=services.outbox,

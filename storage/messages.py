@@ -111,7 +111,7 @@ def insert_message(db: sqlite_utils.Database, new: NewMessage, now: str) -> tupl
     Returns the message and whether it was created now.
     """
     if new.idempotency_key is not None:
-        existing = _by_key(db, new.idempotency_key)
+        existing = by_idempotency_key(db, new.idempotency_key)
         if existing is not None:
             same = (existing.channel, existing.recipient, existing.body) == (
                 new.channel,
@@ -154,7 +154,8 @@ def insert_message(db: sqlite_utils.Database, new: NewMessage, now: str) -> tupl
     return message, True
 
 
-def _by_key(db: sqlite_utils.Database, key: str) -> Message | None:
+def by_idempotency_key(db: sqlite_utils.Database, key: str) -> Message | None:
+    """The message queued under idempotency key `key`, if any."""
     rows = list(db.query("SELECT * FROM messages WHERE idempotency_key = ?", [key]))
     return Message.from_row(rows[0]) if rows else None
 
@@ -467,6 +468,31 @@ def count_by_status(db: sqlite_utils.Database) -> dict[str, int]:
     """How many messages are in each state (for health and the dashboard)."""
     rows = db.execute("SELECT status, count(*) FROM messages GROUP BY status").fetchall()
     return {status: count for status, count in rows}
+
+
+def count_waiting(db: sqlite_utils.Database, channel: str, kind: str | None = None) -> int:
+    """Messages of `channel` (and `kind`) queued or being sent: the queue's depth."""
+    sql = "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending') AND channel = ?"
+    params = [channel]
+    if kind is not None:
+        sql += " AND kind = ?"
+        params.append(kind)
+    return int(db.execute(sql, params).fetchone()[0])
+
+
+def sms_segments_since(db: sqlite_utils.Database, since: str) -> int:
+    """SMS segments queued since `since` that are or will be paid for: every SMS but the
+    cancelled ones and those that failed with no provider taking them."""
+    row = db.execute(
+        # Named: the planner would otherwise take the (channel, id) index and read every SMS
+        # ever sent.
+        "SELECT coalesce(sum(segments), 0) FROM messages "
+        "INDEXED BY idx_messages_sms_spend_created_at WHERE channel = 'sms' "
+        "AND status != 'cancelled' AND NOT (status = 'failed' AND sent_at IS NULL) "
+        "AND created_at >= ?",
+        [since],
+    ).fetchone()
+    return int(row[0])
 
 
 def count_recent_to(

@@ -568,6 +568,25 @@ def m016_create_reservations(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration
+def m017_index_messages_for_admission(db: sqlite_utils.Database) -> None:
+    # Backpressure and the spending cap (issue 19) read these on every message queued: how
+    # many wait in a channel (and of a kind), and how many SMS segments were queued since a
+    # time. Both are partial covering indexes, so each count reads only the rows it counts.
+    # A segment spent is one queued, sending or sent: not a cancelled message, nor one that
+    # failed with no provider taking it (sent_at is set when one does).
+    _run(
+        db,
+        """
+        CREATE INDEX idx_messages_waiting_channel_kind ON messages (channel, kind)
+            WHERE status IN ('queued', 'sending');
+        CREATE INDEX idx_messages_sms_spend_created_at ON messages (created_at, segments)
+            WHERE channel = 'sms' AND status != 'cancelled'
+                AND NOT (status = 'failed' AND sent_at IS NULL);
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, lacks, and has that this version does not know."""

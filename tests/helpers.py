@@ -1,4 +1,5 @@
-"""Helpers every test may import: waiting for a condition, sync or async, and a free TCP port.
+"""Helpers every test may import: waiting for a condition, sync or async, a free TCP port, and
+an HTTP client holding a daemon's API token.
 
     wait_until(lambda: twilio.sent, "the SMS at the fake Twilio")            # sync, polls
     await wait_until_async(lambda: len(peer.received) == 2, "two polls")    # async, polls
@@ -14,7 +15,10 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -57,6 +61,17 @@ async def wait_until_async(
         if time.monotonic() >= deadline:
             raise TimeoutError(_message(what, timeout))
         await asyncio.sleep(interval)
+
+
+def daemon_client(data_dir: Path, port: int) -> httpx.Client:
+    """An HTTP client for the daemon on 127.0.0.1:`port`, with the API token it generated in
+    `data_dir`; the caller closes it."""
+    token = (data_dir / "api_token").read_text().strip()
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
 
 
 def free_port() -> int:

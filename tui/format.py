@@ -30,11 +30,16 @@ def ago(text: str | None, now: datetime) -> str:
     moment = parse_time(text)
     if moment is None:
         return "—"
-    seconds = max(0, int((now - moment).total_seconds()))
+    return span((now - moment).total_seconds())
+
+
+def span(seconds: float) -> str:
+    """A duration in the largest unit that fits: '42 s', '5 min', '3 h', '2 d'."""
+    whole = max(0, int(seconds))
     for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+        if whole >= size:
+            return f"{whole // size} {unit}"
+    return f"{whole} s"
 
 
 def money(minor: int | None, currency: str = "", *, label: bool = True) -> str:

@@ -60,13 +60,46 @@ class OwnerAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueHealth:
+    """One channel's queue (the "outbox" component's `queues`): its depth and how long it
+    takes to send at the current rate (None: no provider is sending)."""
+
+    waiting: int = 0
+    rate_per_second: float | None = None
+    eta_seconds: float | None = None
+    max_queued: int = 0
+    full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpend:
+    """A day's or a month's SMS segments against the cap; `money` at the configured price."""
+
+    segments: int = 0
+    limit: int = 0
+    percent: float | None = None
+    money: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetHealth:
+    """The spending cap (the "outbox" component's `budget`): off, ok, warn or spent."""
+
+    state: str = "off"
+    day: BudgetSpend | None = None
+    month: BudgetSpend | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Component:
     """One component of the health answer; a channel lists its providers, the owner its
     alerts. Those are the component's own extra keys, which the API's schema leaves open."""
 
     # Read from the open part of the object (ComponentHealth allows extra keys): the contract
     # test cannot hold them against a schema, so each has a default.
-    OPEN_KEYS: ClassVar[frozenset[str]] = frozenset({"providers", "open_alerts", "reachable"})
+    OPEN_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"providers", "open_alerts", "reachable", "queues", "budget"}
+    )
 
     state: str
     # The daemon leaves a None detail out of the answer.
@@ -74,6 +107,8 @@ class Component:
     providers: dict[str, ProviderHealth] = field(default_factory=dict)
     open_alerts: tuple[OwnerAlert, ...] = ()
     reachable: bool = True
+    queues: dict[str, QueueHealth] = field(default_factory=dict)
+    budget: BudgetHealth | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,9 +136,13 @@ def _outbox(ctx: ApiContext) -> Outbox:
     return ctx.outbox
 
 
-def _refused(exc: EnqueueError, rename: dict[str, str] | None = None) -> ApiError:
-    field = (rename or {}).get(exc.field, exc.field)
+def refused(exc: EnqueueError, rename: dict[str, str] | None = None) -> ApiError:
+    """The answer to a message the outbox refused: the field and its rule, or (a full queue,
+    a spent budget) the reason alone; Retry-After when waiting helps."""
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    if not exc.field:
+        return ApiError(exc.status, exc.rule, headers=headers)
+    field = (rename or {}).get(exc.field, exc.field)
     return ApiError(
         exc.status,
         f"{field}: {exc.rule}",
@@ -162,10 +166,11 @@ async def post_smss(request: SmssRequest, ctx: Ctx) -> SmssResponse:
                 subject=request.subject or None,
                 kind="manual",
                 per_minute_limit=ctx.settings.sms.smss_per_minute or None,
+                origin="api",
             )
         )
     except EnqueueError as exc:
-        raise _refused(exc, {"recipient": "contact", "body": "message"}) from None
+        raise refused(exc, {"recipient": "contact", "body": "message"}) from None
     return SmssResponse(message_id=enqueued.message.id)
 
 
@@ -195,10 +200,11 @@ async def create_message(
                 kind=request.kind,
                 idempotency_key=request.idempotency_key or idempotency_key,
                 validity_seconds=request.validity_seconds,
+                origin="api",
             )
         )
     except EnqueueError as exc:
-        raise _refused(exc, {"recipient": "to"}) from None
+        raise refused(exc, {"recipient": "to"}) from None
     if not enqueued.created:
         response.status_code = 200
     return MessageCreated(created=enqueued.created, message=MessageOut.of(enqueued.message))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, m
 from daemon.api.context import ApiContext, get_ctx
 from daemon.api.error_docs import errors_for
 from daemon.api.errors import ApiError
+from daemon.api.messages import refused
 from daemon.services.outbox.service import EnqueueError
 from daemon.services.push import MAX_TOKEN_LENGTH, MAX_TOKENS, PushQueued, PushService
 from storage.models import Message, Notification, PushToken
@@ -232,14 +233,6 @@ def _push(ctx: ApiContext) -> PushService:
     return ctx.push
 
 
-def _refused(exc: EnqueueError) -> ApiError:
-    return ApiError(
-        exc.status,
-        f"{exc.field}: {exc.rule}",
-        errors=[{"field": f"body.{exc.field}", "rule": exc.rule}],
-    )
-
-
 def _detail(queued: PushQueued) -> NotificationDetail:
     counts: dict[str, int] = {}
     for message in queued.messages:
@@ -261,9 +254,11 @@ def _detail(queued: PushQueued) -> NotificationDetail:
 )
 async def post_tokens(request: TokensRequest, ctx: Ctx) -> TokensResponse:
     try:
-        queued = await _push(ctx).send_to_tokens(request.tokens, request.title, request.body)
+        queued = await _push(ctx).send_to_tokens(
+            request.tokens, request.title, request.body, origin="api"
+        )
     except EnqueueError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
     return TokensResponse(notification_id=queued.notification.id)
 
 
@@ -274,9 +269,9 @@ async def post_tokens(request: TokensRequest, ctx: Ctx) -> TokensResponse:
 )
 async def post_topic(request: TopicRequest, ctx: Ctx) -> TopicResponse:
     try:
-        await _push(ctx).send_to_topic(request.topic, request.title, request.body)
+        await _push(ctx).send_to_topic(request.topic, request.title, request.body, origin="api")
     except EnqueueError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
     return TopicResponse()
 
 
@@ -305,6 +300,7 @@ async def create_notification(
                 request.data,
                 kind=request.kind,
                 idempotency_key=request.idempotency_key,
+                origin="api",
             )
         elif request.topic is not None:
             queued = await push.send_to_topic(
@@ -314,6 +310,7 @@ async def create_notification(
                 request.data,
                 kind=request.kind,
                 idempotency_key=request.idempotency_key,
+                origin="api",
             )
         else:
             assert request.subscriber_id is not None
@@ -324,6 +321,7 @@ async def create_notification(
                 request.data,
                 kind=request.kind,
                 idempotency_key=request.idempotency_key,
+                origin="api",
             )
             if found is None:
                 raise ApiError(
@@ -333,7 +331,7 @@ async def create_notification(
                 )
             queued = found
     except EnqueueError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
     if not queued.created:
         response.status_code = 200
     return _detail(queued)
@@ -389,7 +387,7 @@ async def register_token(request: PushTokenCreate, response: Response, ctx: Ctx)
             request.token, subscriber_id=request.subscriber_id, platform=request.platform
         )
     except EnqueueError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
     if not created:
         response.status_code = 200
     return PushTokenSaved(created=created, token=PushTokenOut.of(row))

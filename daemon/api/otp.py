@@ -105,6 +105,9 @@ def _service(ctx: ApiContext) -> OtpService:
 
 def _refused(exc: OtpError, where: str = "body") -> ApiError:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    if not exc.field:
+        # The outbox takes nothing now (a spent budget): the reason alone, no field to blame.
+        return ApiError(exc.status, exc.rule, headers=headers, **exc.extra)
     return ApiError(
         exc.status,
         f"{exc.field}: {exc.rule}",

@@ -21,6 +21,7 @@ from daemon.services.backoffice import report_mail
 
 PROVIDER_CHECK_MINUTES = 5
 DISK_CHECK_MINUTES = 10
+OUTBOX_WATCH_SECONDS = 60
 # A missed report (the machine was off) still goes out within the hour after.
 REPORT_GRACE_SECONDS = 3600
 # A missed nightly backup or clean-up still runs within six hours.
@@ -74,6 +75,13 @@ def scheduled_jobs(settings: Settings, services: Services) -> list[JobSpec]:
             misfire_grace_seconds=NIGHTLY_GRACE_SECONDS,
         ),
         JobSpec("disk-check", services.disk.run, IntervalTrigger(minutes=DISK_CHECK_MINUTES)),
+        # The SMS budget recounted and the queues' ETA looked at: the owner told when either
+        # needs them (daemon/services/care/outbox_watch.py).
+        JobSpec(
+            "outbox-watch",
+            services.outbox_watch.run,
+            IntervalTrigger(seconds=OUTBOX_WATCH_SECONDS),
+        ),
     ]
 
 

@@ -23,13 +23,17 @@ from daemon.services.backoffice.service import BackOffice, build_backoffice
 from daemon.services.care.backups import Backups
 from daemon.services.care.clock import ClockCheck
 from daemon.services.care.disk import DiskWatch
+from daemon.services.care.outbox_watch import OutboxWatch
 from daemon.services.care.provider_watch import ProviderWatch
 from daemon.services.care.retention import Retention
 from daemon.services.inbound import InboundService, Received
 from daemon.services.opt_outs import OptOuts
 from daemon.services.otp.service import OtpService, build_otp_service
-from daemon.services.outbox.dispatcher import Dispatcher
+from daemon.services.outbox.backpressure import Backpressure, QueueLimits
+from daemon.services.outbox.budget import Budget, BudgetRules
+from daemon.services.outbox.dispatcher import Dispatcher, OutcomeHook
 from daemon.services.outbox.health import email_health, push_health, sms_health
+from daemon.services.outbox.meter import SendMeter
 from daemon.services.outbox.policy import RetryPolicy
 from daemon.services.outbox.router import Router
 from daemon.services.outbox.sealing import build_sealer
@@ -74,6 +78,8 @@ class Services:
     backups: Backups
     retention: Retention
     disk: DiskWatch
+    # The queues' ETA and the spending cap, told to the owner.
+    outbox_watch: OutboxWatch
     # The start-up clock check and the mobile network's time (docs/clock.md).
     clock_check: ClockCheck
     # Only with [metrics] enabled.
@@ -92,6 +98,13 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
 
         metrics = Metrics(db, clock, router)
     outbox_settings = settings.outbox
+    # How fast each queue drains, for backpressure's Retry-After and the queue's ETA.
+    meter = SendMeter(clock)
+    backpressure = Backpressure(
+        QueueLimits(outbox_settings.max_queued, dict(outbox_settings.max_queued_by_kind)),
+        meter,
+        router.rate,
+    )
     dispatcher = Dispatcher(
         db,
         router,
@@ -104,7 +117,7 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
         lease_seconds=outbox_settings.lease_seconds,
         batch_size=outbox_settings.batch_size,
         on_opt_out=OptOuts(db, clock).record,
-        on_outcome=metrics.observe_send if metrics is not None else None,
+        on_outcome=_outcome_hooks(meter.observe, metrics.observe_send if metrics else None),
         sealer=sealer,
     )
     outbox = Outbox(
@@ -114,9 +127,11 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
         max_segments=settings.sms.max_segments,
         wake=dispatcher.wake,
         sealer=sealer,
+        backpressure=backpressure,
+        budget=build_budget(settings),
     )
     owner = build_owner_alerts(settings, db, clock, outbox)
-    push = PushService(db, clock, wake=dispatcher.wake)
+    push = PushService(db, clock, wake=dispatcher.wake, backpressure=backpressure)
     tgtg = build_tgtg(settings, db, clock, http, outbox=outbox, push=push, owner=owner)
     if metrics is not None:
         metrics.count_polls(tgtg)
@@ -155,9 +170,38 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
         ),
         retention=Retention(db, clock, settings.retention.messages_days),
         disk=DiskWatch(settings.data_dir, settings.owner.disk_free_min_mb, owner),
+        outbox_watch=OutboxWatch(
+            db, clock, outbox, owner, eta_alert_minutes=outbox_settings.eta_alert_minutes
+        ),
         clock_check=ClockCheck(db, clock),
         metrics=metrics,
     )
+
+
+def _outcome_hooks(*hooks: OutcomeHook | None) -> OutcomeHook:
+    """One outcome hook for the dispatcher that calls each given one in turn."""
+    given = [hook for hook in hooks if hook is not None]
+
+    def observe(provider: str, channel: str, outcome: str, seconds: float) -> None:
+        for hook in given:
+            hook(provider, channel, outcome, seconds)
+
+    return observe
+
+
+def build_budget(settings: Settings) -> Budget | None:
+    """The spending cap from [sms] budget_*; None when neither cap is set."""
+    sms = settings.sms
+    rules = BudgetRules(
+        per_day=sms.budget_per_day,
+        per_month=sms.budget_per_month,
+        price_per_segment=sms.price_per_segment,
+        currency=settings.shop.currency,
+        warn_percent=sms.budget_warn_percent,
+        exempt=frozenset(sms.budget_exempt),
+        timezone=settings.shop.timezone,
+    )
+    return Budget(rules) if rules.on else None
 
 
 def build_owner_alerts(
@@ -298,6 +342,8 @@ def api_context(services: Services, settings: Settings, clock: Clock, api_token:
             "sms": lambda: sms_health(router, db, services.chain.left_out),
             "push": lambda: push_health(router),
             "email": lambda: email_health(router),
+            # The queues' depth and ETA, and the spending cap.
+            "outbox": services.outbox_watch.health,
             "tgtg": services.tgtg.health,
             # Open owner alerts, for `shopbell doctor` and the TUI's dashboard.
             "owner": services.owner.health,

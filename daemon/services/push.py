@@ -7,9 +7,11 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon.runtime.clock import Clock, utc_iso
+from daemon.services.outbox.backpressure import Backpressure, QueueFull
+from daemon.services.outbox.budget import Origin
 from daemon.services.outbox.service import EnqueueError
 from storage.database import Database
 from storage.messages import PRIORITY
@@ -28,6 +30,7 @@ from storage.push import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # FCM takes at most 4096 bytes of payload per message, title, body and data together
 # ("Maximum payload for both message types is 4096 bytes", FCM's message-types guide).
@@ -160,11 +163,19 @@ class PushService:
     """Writes pushes to the outbox (one message per token) and looks after device tokens."""
 
     def __init__(
-        self, db: Database, clock: Clock, *, wake: Callable[[], None] | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        wake: Callable[[], None] | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._wake = wake or (lambda: None)
+        # The API's pushes are held to [outbox] max_queued like its SMS; the daemon's own
+        # (TGTG alerts) only counted.
+        self._backpressure = backpressure
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -209,6 +220,7 @@ class PushService:
         kind: str = "manual",
         subscriber_id: int | None = None,
         idempotency_key: str | None = None,
+        origin: Origin = "daemon",
     ) -> PushQueued:
         """One notification, one queued message per distinct token, in one transaction."""
         checked = check_tokens(tokens)
@@ -221,10 +233,11 @@ class PushService:
                 earlier = _earlier(conn, idempotency_key)
                 if earlier is not None:
                     return earlier
+            self._admit(conn, kind, origin, len(set(checked)))
             notification, messages = push_to_tokens(conn, checked, push, now)
             return PushQueued(notification, tuple(messages))
 
-        queued = await self._db.write(write)
+        queued = await self._write(write)
         if queued.created:
             self._wake()
             skipped = sum(1 for m in queued.messages if m.status == "cancelled")
@@ -245,6 +258,7 @@ class PushService:
         *,
         kind: str = "manual",
         idempotency_key: str | None = None,
+        origin: Origin = "daemon",
     ) -> PushQueued:
         """One notification and its one message to an FCM topic."""
         name = check_topic(topic)
@@ -257,10 +271,11 @@ class PushService:
                 earlier = _earlier(conn, idempotency_key, topic=True)
                 if earlier is not None:
                     return earlier
+            self._admit(conn, kind, origin, 1)
             notification, message = push_to_topic(conn, name, push, now)
             return PushQueued(notification, (message,))
 
-        queued = await self._db.write(write)
+        queued = await self._write(write)
         if queued.created:
             self._wake()
             log.info("push: notification %d to topic %s queued", queued.notification.id, name)
@@ -275,6 +290,7 @@ class PushService:
         *,
         kind: str = "alert",
         idempotency_key: str | None = None,
+        origin: Origin = "daemon",
     ) -> PushQueued | None:
         """Push to every valid token of a subscriber who has the push channel on.
 
@@ -300,10 +316,11 @@ class PushService:
             tokens = [row.token for row in valid_tokens_of(conn, subscriber_id)]
             if not tokens:
                 return None
+            self._admit(conn, kind, origin, len(tokens))
             notification, messages = push_to_tokens(conn, tokens, push, now)
             return PushQueued(notification, tuple(messages))
 
-        queued = await self._db.write(write)
+        queued = await self._write(write)
         if queued is not None and queued.created:
             self._wake()
             log.info(
@@ -313,6 +330,16 @@ class PushService:
                 len(queued.messages),
             )
         return queued
+
+    def _admit(self, conn: Any, kind: str, origin: Origin, count: int) -> None:
+        if self._backpressure is not None and origin == "api":
+            self._backpressure.check(conn, "push", kind, count)
+
+    async def _write(self, write: Callable[[Any], _T]) -> _T:
+        try:
+            return await self._db.write(write)
+        except QueueFull as exc:
+            raise EnqueueError("", str(exc), status=503, retry_after=exc.retry_after) from None
 
     def _push(
         self,

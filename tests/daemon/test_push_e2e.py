@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.daemon.conftest import REPO, DaemonProcess
-from tests.helpers import free_port, wait_until
+from tests.helpers import daemon_client, free_port, wait_until
 from tests.peers.fcm import PROJECT_ID, Fault, FcmPeer
 
 TOKEN = "dyimeAKczeP3UJ8ynvI1I2:APA91bHQFAK2d28Tyfg89zqWVrPynCCEXF9eNnRW705fFxEdDE4klEBsq"
@@ -41,12 +41,7 @@ def start(
         )
         daemon = spawn("--config", str(config), "run")
         daemon.wait_ready(port)
-        token = (tmp_path / "data" / "api_token").read_text().strip()
-        client = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
+        client = daemon_client(tmp_path / "data", port)
         clients.append((client, daemon))
         return client, daemon, config
 

@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from daemon.services.tgtg.rule import RESERVE_OFFER
 from tests.daemon.conftest import DaemonProcess
 from tests.daemon.test_modem_e2e import SimThread
-from tests.helpers import free_port, wait_until
+from tests.helpers import daemon_client, free_port, wait_until
 from tests.peers.tgtg import PIN, TgtgPeer
 
 AUTH_TOKEN = "twilio-auth-token-for-the-webhook-0001"
@@ -109,12 +109,7 @@ def start(
     )
     daemon = spawn("--config", str(config), "run")
     daemon.wait_ready(port)
-    token = (tmp_path / "data" / "api_token").read_text().strip()
-    api = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
+    api = daemon_client(tmp_path / "data", port)
     return World(daemon, api, sim, tgtg, port)
 
 

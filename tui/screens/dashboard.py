@@ -121,7 +121,7 @@ class DashboardScreen(ModeScreen):
         self.query_one("#uptime", Static).update(self._uptime(health, stats.shop, now))
         components = health.components
         self.query_one(OwnerPanel).show_owner(components.get("owner"), now)
-        self.query_one(QueuePanel).show_stats(stats.queue, stats.today)
+        self.query_one(QueuePanel).show_stats(stats.queue, stats.today, components.get("outbox"))
         self.query_one(ProviderTable).show_health(components)
         if stats.hourly:
             first = parse_time(stats.hourly[0].start)

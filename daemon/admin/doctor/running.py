@@ -18,10 +18,21 @@ from daemon.admin.doctor.check import (
     Context,
     DaemonState,
     Status,
-    human_duration,
 )
 from daemon.config import Settings
+from daemon.runtime.durations import human_duration
 from daemon.runtime.paths import PathError, read_api_token
+
+PROVIDER_FIX = "see the line for that provider below"
+# What to do about a component that is not a provider's channel.
+FIXES = {
+    "outbox": (
+        "a full or slow queue: check the SMS provider's line below, or cancel what need not "
+        "go; a spent budget: wait for it to reset, or raise [sms] budget_per_day / "
+        "budget_per_month"
+    ),
+    "clock": "see the clock line below",
+}
 
 
 async def daemon_state(settings: Settings) -> DaemonState:
@@ -101,7 +112,7 @@ async def check_daemon(ctx: Context) -> list[Check]:
         if name == "owner":
             checks.append(_owner_check(status, found, component))
             continue
-        fix = "" if status == "OK" else "see the line for that provider below"
+        fix = "" if status == "OK" else FIXES.get(name, PROVIDER_FIX)
         checks.append(Check(f"daemon {name}", status, found, fix))
     return checks
 

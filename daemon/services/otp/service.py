@@ -57,7 +57,7 @@ class OtpError(Exception):
         retry_after: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(f"{field}: {rule}")
+        super().__init__(f"{field}: {rule}" if field else rule)
         self.field = field
         self.rule = rule
         self.status = status
@@ -242,7 +242,9 @@ class OtpService:
             await self._db.write(lambda conn: rows.delete_code(conn, row.id))
             self._issued.pop(row.id, None)
             field = "phone" if exc.field == "recipient" else exc.field
-            raise OtpError(field, exc.rule, status=exc.status) from None
+            raise OtpError(
+                field, exc.rule, status=exc.status, retry_after=exc.retry_after
+            ) from None
         message = enqueued.message
         await self._db.write(lambda conn: rows.link_message(conn, row.id, message.id))
         log.info("otp: %s code %d for %s queued as message %d", purpose, row.id, phone, message.id)

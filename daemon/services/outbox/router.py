@@ -75,6 +75,14 @@ class Router:
                 runs.append((position, position, target))
         return runs
 
+    def rate(self, channel: str) -> float | None:
+        """The configured sends a second of the first provider not resting, which is what
+        the queue drains at; None when every provider is resting or there is none."""
+        for slot in self.chain(channel):
+            if slot.breaker.state != "open":
+                return slot.bucket.rate
+        return None
+
     def has(self, channel: str, position: int) -> bool:
         return position < len(self.chain(channel))
 

@@ -7,9 +7,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from daemon.runtime.clock import Clock, utc_iso
+from daemon.services.outbox.backpressure import Backpressure, QueueFull
+from daemon.services.outbox.budget import Budget, BudgetSpent, Origin
 from daemon.services.outbox.sealing import Sealer
 from providers.sms_text import analyze
 from storage.database import Database
@@ -17,6 +20,7 @@ from storage.messages import (
     PRIORITY,
     IdempotencyConflict,
     NewMessage,
+    by_idempotency_key,
     cancel_message,
     count_recent_to,
     insert_message,
@@ -36,12 +40,13 @@ _EMAIL = re.compile(r"[^@\s<>,;]{1,64}@[^@\s<>,;]+\.[^@\s<>,;]+")
 
 
 class EnqueueError(ValueError):
-    """A message was refused before being written; names the field and the rule broken."""
+    """A message was refused before being written; names the field and the rule broken, or
+    (field "") says why the outbox takes no more now (a full queue, a spent budget)."""
 
     def __init__(
         self, field: str, rule: str, *, status: int = 400, retry_after: int | None = None
     ) -> None:
-        super().__init__(f"{field}: {rule}")
+        super().__init__(f"{field}: {rule}" if field else rule)
         self.field = field
         self.rule = rule
         self.status = status
@@ -66,6 +71,10 @@ class EnqueueRequest:
     # per-contact limit); checked in the same transaction as the insert, so concurrent
     # requests cannot slip past it.
     per_minute_limit: int | None = None
+    # "api": asked for through the HTTP API, so held to [outbox] max_queued and to the
+    # spending cap; "daemon": the daemon's own (alerts, codes, replies), only counted by the
+    # queue limits and exempt from the cap for the kinds in [sms] budget_exempt.
+    origin: Origin = "daemon"
 
 
 @dataclass(frozen=True)
@@ -86,8 +95,12 @@ class Outbox:
         max_segments: int = 10,
         wake: Callable[[], None] | None = None,
         sealer: Sealer | None = None,
+        backpressure: Backpressure | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self._db = db
+        self.backpressure = backpressure
+        self.budget = budget
         self._clock = clock
         # One-time codes are stored sealed (daemon/services/outbox/sealing.py) when given.
         self._sealer = sealer
@@ -140,15 +153,34 @@ class Outbox:
                     "until the app registers it again",
                     status=409,
                 )
-            return insert_message(conn, new, now)
+            # A repeat of a message already queued is answered as before, whatever the
+            # queue or the budget say now.
+            key = new.idempotency_key
+            if key is None or by_idempotency_key(conn, key) is None:
+                self._admit(conn, new, request.origin, moment)
+            message, created = insert_message(conn, new, now)
+            if created and self.budget is not None and new.channel == "sms":
+                self.budget.charge(new.segments or 1)
+            return message, created
 
         try:
             message, created = await self._db.write(write)
         except IdempotencyConflict as exc:
             raise EnqueueError("idempotency_key", str(exc), status=409) from None
+        except (QueueFull, BudgetSpent) as exc:
+            # 503: the request is right and may succeed later (RFC 9110 15.6.4).
+            raise EnqueueError("", str(exc), status=503, retry_after=exc.retry_after) from None
         if created:
             self._wake()
         return Enqueued(message, created)
+
+    def _admit(self, conn: Any, new: NewMessage, origin: Origin, moment: datetime) -> None:
+        """The spending cap for every SMS, the queue limits for the API's sends; raises
+        BudgetSpent or QueueFull. On the database thread, inside the write."""
+        if self.budget is not None and new.channel == "sms":
+            self.budget.check(conn, new.kind, origin, new.segments or 1, moment)
+        if self.backpressure is not None and origin == "api":
+            self.backpressure.check(conn, new.channel, new.kind)
 
     def _check(self, request: EnqueueRequest) -> NewMessage:
         if request.channel not in CHANNELS:
@@ -203,11 +235,28 @@ class Outbox:
         )
 
     async def cancel(self, message_id: int, reason: str = "cancelled by hand") -> Message:
-        now = utc_iso(self._clock.now())
-        return await self._db.write(lambda conn: cancel_message(conn, message_id, reason, now))
+        moment = self._clock.now()
+        budget = self.budget
+
+        def write(conn):  # type: ignore[no-untyped-def]
+            message = cancel_message(conn, message_id, reason, utc_iso(moment))
+            if budget is not None and message.channel == "sms":
+                # A cancelled SMS gives its segments back at once.
+                budget.recount(conn, moment)
+            return message
+
+        return await self._db.write(write)
 
     async def retry(self, message_id: int) -> Message:
-        now = utc_iso(self._clock.now())
-        message = await self._db.write(lambda conn: retry_message(conn, message_id, now))
+        moment = self._clock.now()
+        budget = self.budget
+
+        def write(conn):  # type: ignore[no-untyped-def]
+            message = retry_message(conn, message_id, utc_iso(moment))
+            if budget is not None and message.channel == "sms":
+                budget.recount(conn, moment)
+            return message
+
+        message = await self._db.write(write)
         self._wake()
         return message

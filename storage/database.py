@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -69,6 +70,9 @@ class Database:
         self._gone: DatabaseGoneError | None = None
         # The last write refused for want of space, until a write succeeds again.
         self._full: DiskFullError | None = None
+        # Called once on the event loop when the file is found gone: the daemon then tells
+        # the owner by the ways that need no database.
+        self.on_gone: Callable[[DatabaseGoneError], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Database {self.path} {'open' if self.is_open else 'closed'}>"
@@ -214,7 +218,7 @@ class Database:
 
     # Everything below runs in the owner thread.
 
-    def _file_gone(self, watch: _FileWatch) -> StorageError | None:
+    def _file_gone(self, watch: _FileWatch, loop: asyncio.AbstractEventLoop) -> StorageError | None:
         if self._gone is None:
             try:
                 how = watch.changed()
@@ -224,6 +228,10 @@ class Database:
                 return None
             self._gone = DatabaseGoneError(self.path, how)
             logger.error("database: %s", self._gone)
+            if self.on_gone is not None:
+                # A closed loop (RuntimeError): the daemon is stopping anyway.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self.on_gone, self._gone)
         return self._gone
 
     def _serve(
@@ -248,7 +256,7 @@ class Database:
                 return
             _resolve(loop, opened, result=applied)
             try:
-                _serve_jobs(db, jobs, lambda: self._file_gone(watch))
+                _serve_jobs(db, jobs, lambda: self._file_gone(watch, loop))
             finally:
                 watch.close()
             if self._gone is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.app.lifecycle import (
+    DIRECT_ALERT_SECONDS,
     HTTP_CLIENT_CLOSE_SECONDS,
     PROVIDERS_CLOSE_SECONDS,
     REPLICA_KILL_SECONDS,
@@ -96,6 +97,7 @@ def stop_timeout(settings: Settings) -> tuple[int, str]:
         ("storage", s.storage_seconds),
         ("providers", PROVIDERS_CLOSE_SECONDS),
         ("http client", HTTP_CLIENT_CLOSE_SECONDS),
+        ("direct alert", DIRECT_ALERT_SECONDS),
     ]
     if settings.replica.url:
         # Litestream's last upload, and the kill after it (daemon/app/lifecycle.py).

@@ -50,6 +50,7 @@ EXIT_BAD_CONFIG = 2
 EXIT_FORCED = 130
 HTTP_CLIENT_CLOSE_SECONDS = 2.0
 PROVIDERS_CLOSE_SECONDS = 3.0
+DIRECT_ALERT_SECONDS = 10.0
 # After [replica] stop_seconds, the time to kill Litestream and see it go.
 REPLICA_KILL_SECONDS = 2.0
 HTTP_TIMEOUT_SECONDS = 20.0
@@ -185,6 +186,8 @@ class Daemon:
             raise StartupError(str(exc)) from None
         self.services = services
         self._stage("providers", PROVIDERS_CLOSE_SECONDS, services.router.close)
+        # Before the providers close: an alert that the database is gone is under way.
+        self._stage("direct alert", DIRECT_ALERT_SECONDS, services.direct_alert.wait)
         await log_chain(services)
         # A clock behind the database is said in plain words; it never stops the start.
         await services.clock_check.at_start()

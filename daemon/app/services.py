@@ -22,6 +22,7 @@ from daemon.runtime.http_client import SharedHttp
 from daemon.services.backoffice.service import BackOffice, build_backoffice
 from daemon.services.care.backups import Backups
 from daemon.services.care.clock import ClockCheck
+from daemon.services.care.direct_alert import DirectAlert
 from daemon.services.care.disk import DiskWatch
 from daemon.services.care.outbox_watch import OutboxWatch
 from daemon.services.care.provider_watch import ProviderWatch
@@ -80,6 +81,8 @@ class Services:
     disk: DiskWatch
     # The queues' ETA and the spending cap, told to the owner.
     outbox_watch: OutboxWatch
+    # The owner told straight through the providers when the database file is gone.
+    direct_alert: DirectAlert
     # The start-up clock check and the mobile network's time (docs/clock.md).
     clock_check: ClockCheck
     # Only with [metrics] enabled.
@@ -131,6 +134,11 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
         budget=build_budget(settings),
     )
     owner = build_owner_alerts(settings, db, clock, outbox)
+    direct_alert = DirectAlert(
+        router, phone=owner.phone, email=owner.email, shop_name=settings.shop.name
+    )
+    # The database thread calls it on the loop the moment it finds its file gone.
+    db.on_gone = direct_alert.database_gone
     push = PushService(db, clock, wake=dispatcher.wake, backpressure=backpressure)
     tgtg = build_tgtg(settings, db, clock, http, outbox=outbox, push=push, owner=owner)
     if metrics is not None:
@@ -170,6 +178,7 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
         ),
         retention=Retention(db, clock, settings.retention.messages_days),
         disk=DiskWatch(settings.data_dir, settings.owner.disk_free_min_mb, owner),
+        direct_alert=direct_alert,
         outbox_watch=OutboxWatch(
             db, clock, outbox, owner, eta_alert_minutes=outbox_settings.eta_alert_minutes
         ),

@@ -21,9 +21,10 @@ from daemon.app.services import build_owner_alerts
 from daemon.config import LoadedConfig, Settings
 from daemon.runtime.clock import ManualClock, utc_iso
 from daemon.services.care.provider_watch import ProviderWatch
-from daemon.services.outbox.service import Outbox
+from daemon.services.outbox.service import EnqueueRequest, Outbox
 from providers.base import ProviderHealth
 from storage.database import Database
+from storage.errors import StorageError
 from tests.helpers import free_port, wait_until_async
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioPeer
 
@@ -394,3 +395,39 @@ async def test_open_alerts_show_in_the_health_until_cleared(
             assert owner["state"] == "ok" and owner["open_alerts"] == []
     finally:
         await daemon._shutdown()
+
+
+async def test_a_deleted_database_reaches_the_owner_by_sms_and_mail_with_nothing_written(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    settings = settings_for(tmp_path, twilio, port)
+    daemon = Daemon(LoadedConfig(settings, None, ()), clock=ManualClock(START))
+    try:
+        await daemon._start()
+        assert daemon.services is not None
+        outbox = daemon.services.outbox
+        settings.database_path.unlink()  # a cleanup script, a user in the wrong folder
+        # The next write finds it gone: refused, and the owner told the ways that need no
+        # database (the outbox cannot take their alert).
+        with pytest.raises(StorageError):
+            await outbox.enqueue(
+                EnqueueRequest(channel="sms", recipient="+33611111111", body="hello")
+            )
+        await wait_until_async(lambda: twilio.sent and mailbox.received, "the SMS and the e-mail")
+        # A second refusal tells nobody again.
+        with pytest.raises(StorageError):
+            await outbox.enqueue(
+                EnqueueRequest(channel="sms", recipient="+33611111111", body="again")
+            )
+    finally:
+        await daemon._shutdown()
+    [sms] = twilio.sent
+    assert sms.form["To"] == OWNER_PHONE
+    body = sms.form["Body"]
+    assert body.startswith("shopbell on Corner Shop has stopped taking messages: ")
+    assert f"{settings.database_path} was deleted" in body and "shopbell db restore" in body
+    [mail] = mailbox.received
+    assert mail["To"] == OWNER_EMAIL
+    assert mail["Subject"] == "Corner Shop: shopbell's database is gone"
+    assert not settings.database_path.exists(), "nothing was written in its place"

@@ -226,7 +226,7 @@ def test_a_usb_replica_folder_is_writable_without_being_made_and_its_stop_is_cou
     assert not usb.exists(), "install never makes the replica's folder on the root disk"
     [timeout] = [line for line in lines if line.startswith("TimeoutStopSec=")]
     # The stages without a replica, then the replica's 20 s and the 2 s to kill it.
-    assert int(timeout.split("=")[1]) == 30 + 22 + 15
+    assert int(timeout.split("=")[1]) == 40 + 22 + 15
 
 
 def test_open_files_limit_follows_the_configured_connection_cap(

@@ -73,6 +73,8 @@ class Database:
         # Called once on the event loop when the file is found gone: the daemon then tells
         # the owner by the ways that need no database.
         self.on_gone: Callable[[DatabaseGoneError], None] | None = None
+        # Called on the event loop when a write first finds the disk full (again).
+        self.on_full: Callable[[DiskFullError], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Database {self.path} {'open' if self.is_open else 'closed'}>"
@@ -136,9 +138,12 @@ class Database:
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
                 raise
-            if self._full is None:
-                logger.error("database: %s", DiskFullError(self.path))
+            first = self._full is None
             self._full = DiskFullError(self.path)
+            if first:
+                logger.error("database: %s", self._full)
+                if self.on_full is not None:
+                    self.on_full(self._full)
             raise self._full from exc
         if self._full is not None:
             logger.info("database %s: there is room again; writing as before", self.path)

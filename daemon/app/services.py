@@ -135,10 +135,11 @@ def build_services(settings: Settings, db: Database, http: SharedHttp, clock: Cl
     )
     owner = build_owner_alerts(settings, db, clock, outbox)
     direct_alert = DirectAlert(
-        router, phone=owner.phone, email=owner.email, shop_name=settings.shop.name
+        router, clock, phone=owner.phone, email=owner.email, shop_name=settings.shop.name
     )
-    # The database thread calls it on the loop the moment it finds its file gone.
+    # Called on the loop the moment the database finds its file gone, or its disk full.
     db.on_gone = direct_alert.database_gone
+    db.on_full = direct_alert.disk_full
     push = PushService(db, clock, wake=dispatcher.wake, backpressure=backpressure)
     tgtg = build_tgtg(settings, db, clock, http, outbox=outbox, push=push, owner=owner)
     if metrics is not None:

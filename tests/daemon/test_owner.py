@@ -431,3 +431,53 @@ async def test_a_deleted_database_reaches_the_owner_by_sms_and_mail_with_nothing
     assert mail["To"] == OWNER_EMAIL
     assert mail["Subject"] == "Corner Shop: shopbell's database is gone"
     assert not settings.database_path.exists(), "nothing was written in its place"
+
+
+async def test_a_full_disk_reaches_the_owner_directly_once_an_hour_while_nothing_is_written(
+    tmp_path: Path, twilio: TwilioPeer, smtp: tuple[Mailbox, int]
+) -> None:
+    port = smtp[1]
+    settings = settings_for(tmp_path, twilio, port, email="")
+    clock = ManualClock(START)
+    daemon = Daemon(LoadedConfig(settings, None, ()), clock=clock)
+    try:
+        await daemon._start()
+        assert daemon.services is not None
+        db, outbox = daemon.services.db, daemon.services.outbox
+
+        # SQLite's size limit answers exactly as a full disk does (SQLITE_FULL).
+        async def fill() -> None:
+            """Cap the file at its size now and queue until a message does not fit."""
+            pages = await db.execute(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+            await db.execute(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+            with pytest.raises(StorageError, match="is full, so this was not written"):
+                for n in range(500):
+                    body = f"{n} " + "x" * 1500
+                    await outbox.enqueue(
+                        EnqueueRequest(channel="sms", recipient="+33611111111", body=body)
+                    )
+
+        async def room() -> None:
+            await db.execute(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+            await outbox.enqueue(EnqueueRequest(channel="sms", recipient="+33611111111", body="ok"))
+
+        await fill()
+        await wait_until_async(lambda: twilio.sent, "the owner's SMS")
+        # Room again, then full again within the hour: nothing new.
+        await room()
+        await fill()
+        # An hour later, full once more: told again.
+        clock.advance(3601)
+        await room()
+        await fill()
+        await wait_until_async(
+            lambda: len([r for r in twilio.sent if r.form["To"] == OWNER_PHONE]) == 2,
+            "the second alert",
+        )
+        await room()  # for the database's closing checkpoint
+    finally:
+        await daemon._shutdown()
+    told = [r.form["Body"] for r in twilio.sent if r.form["To"] == OWNER_PHONE]
+    assert len(told) == 2
+    assert told[0].startswith("shopbell on Corner Shop cannot write down new messages: ")
+    assert "is full" in told[0] and "Free some space" in told[0]

@@ -1,9 +1,11 @@
-"""The owner's alert for when the outbox itself cannot take one: its database file is gone.
+"""The owner's alert for when the outbox itself cannot take one: its database file is gone,
+or its disk is full.
 
 Owner alerts normally go through the outbox (written down first, once per key). With the
-database deleted or replaced, nothing can be written, so this one goes straight through the
-providers, nothing written: the SMS chain in order until one takes it, then the e-mail chain.
-It is said once per daemon run; the log has it too.
+database deleted or replaced, or no room left to write, nothing can be written, so these go
+straight through the providers, nothing written: the SMS chain in order until one takes it,
+then the e-mail chain. A vanished database is said once per daemon run; a full disk at most
+once an hour (a disk hovering at full would otherwise flap). The log has each too.
 """
 
 from __future__ import annotations
@@ -11,36 +13,57 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from daemon.runtime.clock import Clock
 from daemon.services.outbox.router import Router
 from providers.base import Outgoing
-from storage.errors import DatabaseGoneError
+from storage.errors import DatabaseGoneError, DiskFullError
 
 log = logging.getLogger(__name__)
 
 # Each provider gets this long before the next is tried.
 SEND_TIMEOUT_SECONDS = 30.0
+# A full disk is told again at most this often.
+DISK_FULL_QUIET_SECONDS = 3600.0
 
 
 class DirectAlert:
     """Tells the owner, straight through the providers, that the database is gone."""
 
-    def __init__(self, router: Router, *, phone: str, email: str, shop_name: str) -> None:
+    def __init__(
+        self, router: Router, clock: Clock, *, phone: str, email: str, shop_name: str
+    ) -> None:
         self._router = router
+        self._clock = clock
         self.phone = phone
         self.email = email
         self._shop = shop_name
-        self._told = False
+        self._gone_told = False
+        self._full_told_at: float | None = None
         self._tasks: set[asyncio.Task[list[str]]] = set()
 
     def database_gone(self, error: DatabaseGoneError) -> None:
-        """Database.on_gone: start telling the owner (once); returns at once."""
-        if self._told:
+        """Database.on_gone: start telling the owner (once a run); returns at once."""
+        if self._gone_told:
             return
-        self._told = True
-        text = f"shopbell on {self._shop} has stopped taking messages: {error}"
-        task = asyncio.get_running_loop().create_task(
-            self.send(text, f"{self._shop}: shopbell's database is gone"), name="direct-alert"
+        self._gone_told = True
+        self._start(
+            f"shopbell on {self._shop} has stopped taking messages: {error}",
+            f"{self._shop}: shopbell's database is gone",
         )
+
+    def disk_full(self, error: DiskFullError) -> None:
+        """Database.on_full: start telling the owner (at most once an hour); returns at once."""
+        now = self._clock.monotonic()
+        if self._full_told_at is not None and now - self._full_told_at < DISK_FULL_QUIET_SECONDS:
+            return
+        self._full_told_at = now
+        self._start(
+            f"shopbell on {self._shop} cannot write down new messages: {error}",
+            f"{self._shop}: the disk is full",
+        )
+
+    def _start(self, text: str, subject: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.send(text, subject), name="direct-alert")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

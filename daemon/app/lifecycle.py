@@ -37,9 +37,10 @@ from daemon.runtime.paths import PathError, ensure_api_token, ensure_private_dir
 from daemon.runtime.replica import ReplicaSupervisor, replica_secrets
 from daemon.runtime.scheduler import Scheduler
 from daemon.runtime.systemd import Notifier
+from daemon.services.care.backups import backups_in
 from daemon.services.tgtg.watcher import Watcher
 from storage.database import Database
-from storage.errors import StorageError
+from storage.errors import DatabaseMissingError, StorageError
 from storage.messages import count_by_status
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class Daemon:
         db = Database(settings.database_path, busy_timeout_ms=settings.database.busy_timeout_ms)
         try:
             applied = await db.open(migrate=True)
+        except DatabaseMissingError as exc:
+            raise StartupError(f"{exc} {_where_to_restore_from(settings)}") from None
         except StorageError as exc:
             raise StartupError(str(exc)) from None
         self._stage("database", settings.shutdown.storage_seconds, db.close)
@@ -332,3 +335,16 @@ class Daemon:
         self.loaded = loaded
         self.settings = self.settings.model_copy(update={"logging": new.logging})
         return changed
+
+
+def _where_to_restore_from(settings: Settings) -> str:
+    """For a database found missing: the newest nightly backup, and the replica if any."""
+    found = backups_in(settings.backup_dir)
+    said = (
+        f"The newest backup is {found[-1]}: shopbell db restore {found[-1]}."
+        if found
+        else f"There is no nightly backup in {settings.backup_dir}."
+    )
+    if settings.replica.url:
+        said += " Or bring back the replica's newest state: shopbell db restore --from-replica."
+    return said

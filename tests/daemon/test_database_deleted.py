@@ -68,6 +68,8 @@ def test_a_deleted_database_stops_acknowledging_and_is_never_replaced_by_an_empt
     again = spawn("--config", str(config), "run")
     assert again.wait() == 1, again.output
     assert f"{database} is missing, but shopbell kept its database there before" in again.output
+    # It names the newest nightly backup to restore (none was made here by the job).
+    assert f"There is no nightly backup in {tmp_path / 'data' / 'backups'}." in again.output
     assert not database.exists(), "no empty database was made in its place"
 
     restored = CliRunner().invoke(cli, ["--config", str(config), "db", "restore", str(backup)])

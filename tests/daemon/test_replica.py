@@ -333,7 +333,8 @@ async def test_a_litestream_that_ignores_sigterm_is_killed_at_the_stop(
 ) -> None:
     # Not Litestream: a program that will not stop when asked, as a hung one would.
     stubborn = tmp_path / "stubborn"
-    stubborn.write_text("#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
+    ready = tmp_path / "trapping"
+    stubborn.write_text(f"#!/bin/sh\ntrap '' TERM\ntouch {ready}\nwhile :; do sleep 0.05; done\n")
     stubborn.chmod(0o755)
     settings = ReplicaSettings(
         url=f"file://{tmp_path / 'usb'}", binary=str(stubborn), stop_seconds=1.0
@@ -341,6 +342,8 @@ async def test_a_litestream_that_ignores_sigterm_is_killed_at_the_stop(
     replica = ReplicaSupervisor(settings, db.path, tmp_path, SystemClock())
     await replica.start()
     pid = await wait_until_async(lambda: replica.pid, "the program running")
+    # Asked to stop only once it ignores the request (before its trap, SIGTERM would end it).
+    await wait_until_async(ready.exists, "the program ignoring SIGTERM")
     started = asyncio.get_running_loop().time()
     await replica.stop()
     took = asyncio.get_running_loop().time() - started

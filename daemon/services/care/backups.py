@@ -69,9 +69,7 @@ class Backups:
 
     def backups(self) -> list[Path]:
         """The backups in the folder, oldest first."""
-        if not self.folder.is_dir():
-            return []
-        return sorted(p for p in self.folder.iterdir() if BACKUP_NAME.fullmatch(p.name))
+        return backups_in(self.folder)
 
     def _backup(self, now: datetime) -> tuple[Path, list[Path]]:
         ensure_private_dir(self.folder, purpose="backup folder")
@@ -95,3 +93,10 @@ class Backups:
             ", ".join(p.name for p in removed) or "none",
         )
         return made, removed
+
+
+def backups_in(folder: Path) -> list[Path]:
+    """The nightly backups in `folder`, oldest first (their names sort by age)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if BACKUP_NAME.fullmatch(p.name))

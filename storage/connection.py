@@ -135,6 +135,10 @@ def _set_write_pragmas(db: sqlite_utils.Database, path: Path) -> None:
     # What is deleted or overwritten is zeroed in the file, not left in free pages for anyone
     # who reads the file (a blanked message text, a deleted customer).
     db.execute("PRAGMA secure_delete = ON")
+    # A write that fires a trigger (the message counts, m018) keeps a statement journal to
+    # undo just that statement; in a temporary file that tripled an insert's CPU (bench figures
+    # in docs/benchmarks.md "Issue 20"). Its size is one statement's pages.
+    db.execute("PRAGMA temp_store = MEMORY")
 
 
 def _check_location(path: Path, *, create: bool, read_only: bool) -> None:

@@ -587,6 +587,44 @@ def m017_index_messages_for_admission(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration
+def m018_count_messages_by_status(db: sqlite_utils.Database) -> None:
+    # Health, the TUI's status line, the systemd status and /metrics show how many messages
+    # are in each state. A GROUP BY over the log reads every row: 81 ms at 1,000,000 messages
+    # on the one database thread, holding up every write (issue 20). These triggers keep the
+    # counts in the same transaction as every insert, state change and delete, so reading them
+    # costs the same at 10,000,000 rows as at 1,000.
+    _run(
+        db,
+        """
+        CREATE TABLE message_counts (
+            status TEXT PRIMARY KEY,
+            count INTEGER NOT NULL
+        ) STRICT;
+
+        INSERT INTO message_counts (status, count)
+            SELECT value, 0 FROM json_each(
+                '["queued", "sending", "sent", "delivered", "undelivered", "failed", "cancelled"]'
+            );
+        UPDATE message_counts SET count = (
+            SELECT count(*) FROM messages WHERE messages.status = message_counts.status
+        );
+
+        CREATE TRIGGER messages_counted_on_insert AFTER INSERT ON messages BEGIN
+            UPDATE message_counts SET count = count + 1 WHERE status = new.status;
+        END;
+        CREATE TRIGGER messages_counted_on_delete AFTER DELETE ON messages BEGIN
+            UPDATE message_counts SET count = count - 1 WHERE status = old.status;
+        END;
+        CREATE TRIGGER messages_counted_on_status AFTER UPDATE OF status ON messages
+            WHEN old.status IS NOT new.status BEGIN
+            UPDATE message_counts SET count = count - 1 WHERE status = old.status;
+            UPDATE message_counts SET count = count + 1 WHERE status = new.status;
+        END;
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, lacks, and has that this version does not know."""

@@ -52,7 +52,9 @@ def _row(db: sqlite_utils.Database, table: str, row_id: int) -> dict[str, Any]:
 
 def test_every_table_has_a_model_with_its_columns(sync_db: sqlite_utils.Database) -> None:
     tables = {name for name in sync_db.table_names() if not name.startswith("_")}
-    assert tables == set(MODELS)
+    # message_counts is the triggers' running count (storage/messages.py count_by_status reads
+    # it as a dict), not a record anyone passes around.
+    assert tables - {"message_counts"} == set(MODELS)
     for table, model in MODELS.items():
         columns = [column.name for column in sync_db[table].columns]
         assert [field.name for field in dataclasses.fields(model)] == columns, table

@@ -191,10 +191,13 @@ def run(n: int, window_lead: float, timeout: float) -> None:
                 f"edge: {len(arrivals)} SMS from one poll (flip -> poll {seen - flipped:.1f}s, "
                 "the budget's next free slot)"
             )
+            # One subscriber, one SMS: no span to divide by (it raised ZeroDivisionError).
+            span = arrivals[-1] - arrivals[0]
+            fan_out = f"{len(arrivals) / span:,.0f} SMS/s fan-out" if span > 0 else "one SMS"
             print(
                 f"  poll answered -> SMS at the fake Twilio: first {ms(lat[0])}, "
                 f"p50 {ms(pct(lat, 0.5))}, p99 {ms(pct(lat, 0.99))}, last {ms(lat[-1])}; "
-                f"{len(arrivals) / (arrivals[-1] - arrivals[0]):,.0f} SMS/s fan-out"
+                f"{fan_out}"
             )
             print("  target: p99 < 100 ms", "met" if pct(lat, 0.99) < 0.1 else "MISSED")
             with sqlite3.connect(f"file:{daemon.database}?mode=ro", uri=True) as conn:

@@ -155,6 +155,36 @@ def proc_sample(pid: int) -> ProcSample:
     )
 
 
+def context_switches(pid: int) -> dict[int, int]:
+    """Each thread's context switches so far (voluntary + not), by thread id: each one is a
+    wake-up of that thread."""
+    found: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        counts = [
+            int(line.split(":")[1]) for line in status.splitlines() if "ctxt_switches" in line
+        ]
+        found[int(task.name)] = sum(counts)
+    return found
+
+
+def wakeups(pid: int, seconds: float) -> tuple[float, list[tuple[str, float]]]:
+    """Wake-ups a second over `seconds`: in all, and by thread ("main" is the event loop's),
+    busiest first, threads that slept throughout left out."""
+    before = context_switches(pid)
+    started = time.monotonic()
+    time.sleep(seconds)
+    after = context_switches(pid)
+    span = time.monotonic() - started
+    rates = {tid: (n - before.get(tid, 0)) / span for tid, n in after.items()}
+    named = [("main" if tid == pid else f"tid {tid}", rate) for tid, rate in rates.items()]
+    busy = sorted((item for item in named if item[1] > 0), key=lambda item: -item[1])
+    return sum(rates.values()), busy
+
+
 ARENA_KIB = 64 * 1024  # glibc's HEAP_MAX_SIZE on 64-bit: each thread arena reserves this
 
 

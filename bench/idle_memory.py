@@ -51,6 +51,7 @@ from bench._daemon import (  # noqa: E402
     free_port,
     machine_line,
     proc_sample,
+    wakeups,
 )
 from providers.modem.simulator import ModemSimulator  # noqa: E402
 from tests.peers.fast2sms import API_KEY as FAST2SMS_KEY  # noqa: E402
@@ -196,6 +197,11 @@ def first_calls(url: str) -> None:
                 raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text[:200]}")
 
 
+# Wake-ups a second are counted over this long, after the settle (target: at most 2 a second
+# in all when nothing happens; issue 20).
+WAKE_WINDOW_SECONDS = 10.0
+
+
 def idle_figures(
     folder: Path, config: dict[str, dict[str, Any]], settle: float, calls: bool = False
 ) -> str:
@@ -209,9 +215,11 @@ def idle_figures(
             raise RuntimeError(f"the daemon exited:\n{daemon.tail()}")
         s = proc_sample(daemon.pid)
         fds = len(os.listdir(f"/proc/{daemon.pid}/fd"))
+        total, by_thread = wakeups(daemon.pid, WAKE_WINDOW_SECONDS)
+    threads = ", ".join(f"{name} {rate:.1f}" for name, rate in by_thread[:4])
     return (
         f"RSS {s.rss_kib / MIB:6.1f} MiB   VmHWM {s.hwm_kib / MIB:6.1f} MiB   "
-        f"threads {s.threads:2d}   fds {fds:3d}"
+        f"threads {s.threads:2d}   fds {fds:3d}   wake-ups {total:4.1f}/s ({threads})"
     )
 
 

@@ -48,6 +48,9 @@ def scheduled_jobs(settings: Settings, services: Services) -> list[JobSpec]:
             "tgtg-poll",
             services.tgtg.tick,
             IntervalTrigger(seconds=settings.tgtg.tick_seconds),
+            # Every few seconds: each account's own last poll is in tgtg_accounts; only a
+            # failing tick is written to job_runs.
+            record_ok=False,
         ),
         # Yesterday's report every morning; last week's on [reports] weekly_on.
         JobSpec(

@@ -42,6 +42,9 @@ class JobSpec:
     fn: JobFn
     trigger: BaseTrigger
     misfire_grace_seconds: int = 60
+    # False for a job that ticks every few seconds: only its failures go to job_runs, so an
+    # idle daemon does not commit (and fsync) two rows every tick.
+    record_ok: bool = True
 
 
 class Scheduler:
@@ -175,7 +178,9 @@ class Scheduler:
         if task is not None:
             task.set_name(f"job:{job_id}")
         started = utc_iso(self._clock.now())
-        run_id = await self._db.write(lambda conn: _start_run(conn, job_id, started))
+        run_id: int | None = None
+        if spec.record_ok:
+            run_id = await self._db.write(lambda conn: _start_run(conn, job_id, started))
         outcome, detail = "ok", None
         try:
             detail = await spec.fn()
@@ -184,7 +189,14 @@ class Scheduler:
             log.exception("job %s failed", job_id)
         finished = utc_iso(self._clock.now())
         text = (detail or "")[:DETAIL_LIMIT] or None
-        await self._db.write(lambda conn: _finish_run(conn, run_id, finished, outcome, text))
+        if run_id is not None:
+            await self._db.write(lambda conn: _finish_run(conn, run_id, finished, outcome, text))
+        elif outcome != "ok":
+            await self._db.write(
+                lambda conn: _finish_run(
+                    conn, _start_run(conn, job_id, started), finished, outcome, text
+                )
+            )
         log.debug("job %s: %s%s", job_id, outcome, f" ({text})" if text else "")
         return outcome
 

@@ -38,6 +38,31 @@ async def test_run_job_records_ok_and_error(db: Database) -> None:
     assert all(r["finished_at"] for r in rows)
 
 
+async def test_a_ticking_job_writes_only_its_failures(db: Database) -> None:
+    # tgtg-poll ticks every 5 s: two fsync'd rows a tick kept an idle daemon's database thread
+    # awake 2.8 times a second; its failures still show in job_runs.
+    scheduler = Scheduler(db, SystemClock())
+    failing = False
+
+    async def tick() -> str:
+        if failing:
+            raise RuntimeError("TGTG answered 500")
+        return "nothing due"
+
+    scheduler.add(JobSpec("tick", tick, IntervalTrigger(seconds=5), record_ok=False))
+    assert await scheduler.run_job("tick") == "ok"
+    assert await runs(db) == []
+    failing = True
+    assert await scheduler.run_job("tick") == "error"
+    [row] = await runs(db)
+    assert (row["job_id"], row["outcome"], row["detail"]) == (
+        "tick",
+        "error",
+        "RuntimeError: TGTG answered 500",
+    )
+    assert row["started_at"] <= row["finished_at"]
+
+
 async def test_started_jobs_run_on_their_trigger_one_at_a_time(db: Database) -> None:
     scheduler = Scheduler(db, SystemClock())
     active = 0

@@ -625,6 +625,27 @@ def m018_count_messages_by_status(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration
+def m019_index_every_filter(db: sqlite_utils.Database) -> None:
+    # Issue 20: every list query's filter and sort, and every periodic delete, served by an
+    # index (tests/storage/test_query_plans.py asks SQLite for each plan). The message log by
+    # recipient pages back by id (the (recipient, created_at) index stays for the rate limit);
+    # retention finds old rows by their time instead of reading each table to its end; the OTP
+    # sweep forgets old codes by theirs. Only cleared owner alerts are in their index.
+    _run(
+        db,
+        """
+        CREATE INDEX idx_messages_recipient_id ON messages (recipient, id);
+        CREATE INDEX idx_notifications_created_at ON notifications (created_at);
+        CREATE INDEX idx_inbound_messages_received_at ON inbound_messages (received_at);
+        CREATE INDEX idx_job_runs_started_at ON job_runs (started_at);
+        CREATE INDEX idx_owner_alerts_cleared_at ON owner_alerts (cleared_at)
+            WHERE cleared_at IS NOT NULL;
+        CREATE INDEX idx_otp_codes_created_at ON otp_codes (created_at);
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, lacks, and has that this version does not know."""

@@ -174,9 +174,10 @@ def sweep(db: sqlite_utils.Database, now: str, forget_before: str) -> SweepResul
       deleted: nothing reads them any more. The messages table keeps the send history.
     """
     dead = "(consumed_at IS NOT NULL OR expires_at <= :now)"
+    # From the few queued messages to their codes: every code of the window is not read.
     queued = db.execute(
-        "SELECT id FROM messages WHERE status = 'queued' AND id IN "  # noqa: S608
-        f"(SELECT message_id FROM otp_codes WHERE {dead})",
+        "SELECT id FROM messages WHERE status = 'queued' AND EXISTS "  # noqa: S608
+        f"(SELECT 1 FROM otp_codes WHERE message_id = messages.id AND {dead})",
         {"now": now},
     ).fetchall()
     for (message_id,) in queued:

@@ -31,6 +31,18 @@ ModemProvider 100,000 segments/minute instead of the config's value (nothing in 
 repository changes; the config file still says 6,000). The router's own bucket for the modem
 (`MODEM_MESSAGE_RATE`, 100/s) is left as it is. `--no-status-reports` runs with
 `[modem] status_reports = false`, to show what reading the reports costs the sends.
+
+- launch to first send: from spawning the daemon to the simulator's first +CMGS answer
+  (Python start-up, the start sequence, the modem's initialisation).
+- inbound (`--only inbound`): N messages are on the simulator's SIM before the daemon starts
+  (`ModemSimulator.preload`, no +CMTI); launch to first stored and to all N stored, from the
+  rows' own `received_at` (written in the transaction that stores each), the poll confirming
+  they were committed. The check line says whether each body was stored once and the SIM was
+  emptied.
+- `--peer gammu`: gammu-smsd (files backend, tuned: GAMMU_TUNING) against the same simulator,
+  the same N: the 0 ms outbound case (N files in its outbox before it starts; launch to its
+  first and last +CMGS answer) and the inbound case (launch to its first and last inbox file,
+  by the files' mtimes). Printed beside shopbell's at the end.
 """
 
 from __future__ import annotations
@@ -40,6 +52,8 @@ import asyncio
 import collections
 import itertools
 import os
+import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -126,8 +140,13 @@ class LaunchedDaemon(Daemon):
 class SimulatorThread:
     """A ModemSimulator on its own event loop in its own thread."""
 
-    def __init__(self, link: Path, latency: float) -> None:
-        self.sim = ModemSimulator(link=link, send_latency=latency, status_reports="delivered")
+    def __init__(self, link: Path, latency: float, storage_slots: int = 30) -> None:
+        self.sim = ModemSimulator(
+            link=link,
+            send_latency=latency,
+            status_reports="delivered",
+            storage_slots=storage_slots,
+        )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="modem-simulator", daemon=True)
         self.tid = 0
@@ -199,6 +218,7 @@ class Result:
             f"{s.name:<24} {self.modem_rate:>6.1f} sends/s  "
             f"{self.cpu / s.n * 1000:>5.2f} CPU-s/1k  {self.cpu / self.cpu_window:>4.2f} cores  "
             f"peak RSS {self.hwm_mib:>5.1f} MiB  start to all sent {self.start_to_done:>6.2f}s"
+            f"  launch to first send {self.start_to_first:.2f}s"
         )
         if s.ideal is not None:
             steady = 1.0 / self.median_gap
@@ -338,15 +358,243 @@ def run(scenario: Scenario, timeout: float, event_loop: str, reports: bool = Tru
         )
 
 
+def inbound_sender(i: int) -> str:
+    return f"+4915100{i:06d}"
+
+
+def inbound_body(i: int) -> str:
+    return f"Inbound bench {i:06d}: see you at the shop"
+
+
+@dataclass
+class InboundResult:
+    n: int
+    first: float  # launch to the first row stored
+    last: float  # launch to the N-th row stored
+    stored: int
+    unique: int
+    left_on_sim: int
+    others: float
+
+    def line(self) -> str:
+        return (
+            f"{'inbound, 0 ms':<24} {self.n} on the SIM at start: launch to first stored "
+            f"{self.first:.2f}s, to all {self.n} stored {self.last:.2f}s"
+        )
+
+    def check_line(self) -> str:
+        ok = self.stored == self.n and self.unique == self.n and not self.left_on_sim
+        return (
+            f"  n={self.n}: {self.stored} rows, {self.unique} distinct bodies, "
+            f"{self.left_on_sim} left on the SIM ({'each once, SIM emptied' if ok else 'NOT OK'}); "
+            f"others {self.others:.2f} cores"
+        )
+
+
+def _stored(database: Path) -> int:
+    """Rows in inbound_messages as last committed; 0 while the daemon has not made them."""
+    if not database.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("SELECT count(*) FROM inbound_messages").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0  # the schema is still being made
+
+
+def run_inbound(n: int, timeout: float, event_loop: str) -> InboundResult:
+    """N messages on the SIM before the daemon starts; launch to first and all N stored."""
+    with tempfile.TemporaryDirectory(prefix="shopbell-modem-in-") as tmp:
+        folder = Path(tmp)
+        link = folder / "modem"
+        simulator = SimulatorThread(link, 0.0, storage_slots=n + 10)
+        for i in range(n):
+            simulator.sim.preload(inbound_sender(i), inbound_body(i))
+        simulator.start()
+        try:
+            daemon = Daemon(
+                folder, config_for(folder, link, CONFIG_MAX_SEGMENTS_PER_MINUTE, event_loop, True)
+            )
+            load = OtherLoad()
+            bench_cpu0 = time.process_time()
+            wall_start = datetime.now(UTC)
+            daemon.start()
+            try:
+                deadline = time.monotonic() + timeout
+                while _stored(daemon.database) < n:
+                    if daemon.proc is not None and daemon.proc.poll() is not None:
+                        raise RuntimeError(f"the daemon exited:\n{daemon.tail()}")
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"inbound: not all {n} stored\n{daemon.tail()}")
+                    time.sleep(POLL_SECONDS / 2)
+                cpu = daemon.sample().cpu
+                others = load.cores(cpu + time.process_time() - bench_cpu0)
+                # Each message leaves the SIM after it is stored: give the deletes a moment.
+                settle = time.monotonic() + 5.0
+                while simulator.sim.stored and time.monotonic() < settle:
+                    time.sleep(POLL_SECONDS)
+                conn = sqlite3.connect(f"file:{daemon.database}?mode=ro", uri=True)
+                try:
+                    first, last, stored, unique = conn.execute(
+                        "SELECT min(received_at), max(received_at), count(*), "
+                        "count(DISTINCT body) FROM inbound_messages"
+                    ).fetchone()
+                finally:
+                    conn.close()
+            finally:
+                daemon.stop()
+            left = len(simulator.sim.stored)
+        finally:
+            simulator.stop()
+    return InboundResult(
+        n=n,
+        first=(datetime.fromisoformat(first) - wall_start).total_seconds(),
+        last=(datetime.fromisoformat(last) - wall_start).total_seconds(),
+        stored=stored,
+        unique=unique,
+        left_on_sim=left,
+        others=others,
+    )
+
+
+# gammu-smsd at its quickest against a modem that answers at once: no sleep between loops,
+# no wait on an empty outbox, no periodic phone checks (security, battery, signal, network,
+# status). For the outbound case the SIM is not read between sends (ReceiveFrequency 60);
+# for the inbound case it is read on every loop (0). Delivery reports off (its default).
+GAMMU_TUNING = {
+    "LoopSleep": 0,
+    "CommTimeout": 0,
+    "StatusFrequency": 0,
+    "CheckSecurity": 0,
+    "CheckBattery": 0,
+    "CheckSignal": 0,
+    "CheckNetwork": 0,
+    "DeliveryReport": "no",
+}
+
+
+@dataclass
+class PeerResult:
+    first: float
+    last: float
+    count: int
+    ok: bool
+
+
+def _gammu(folder: Path, link: Path, receive_frequency: int) -> subprocess.Popen[bytes]:
+    for name in ("inbox", "outbox", "sent", "error"):
+        (folder / name).mkdir(exist_ok=True)
+    tuning = {**GAMMU_TUNING, "ReceiveFrequency": receive_frequency}
+    config = folder / "smsdrc"
+    config.write_text(
+        f"[gammu]\ndevice = {link}\nconnection = at\n\n[smsd]\nservice = files\n"
+        f"inboxpath = {folder}/inbox/\noutboxpath = {folder}/outbox/\n"
+        f"sentsmspath = {folder}/sent/\nerrorsmspath = {folder}/error/\n"
+        f"logfile = {folder}/smsd.log\n" + "".join(f"{k} = {v}\n" for k, v in tuning.items())
+    )
+    return subprocess.Popen(
+        ["gammu-smsd", "-c", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop_gammu(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def gammu_outbound(n: int, timeout: float) -> PeerResult:
+    """N files in gammu-smsd's outbox before it starts; launch to its first and N-th +CMGS."""
+    with tempfile.TemporaryDirectory(prefix="shopbell-gammu-out-") as tmp:
+        folder = Path(tmp)
+        link = folder / "modem"
+        simulator = SimulatorThread(link, 0.0)
+        simulator.start()
+        sim = simulator.sim
+        (folder / "outbox").mkdir()
+        for i in range(n):
+            # OUT<priority><date>_<time>_<serial>_<number>_<anything>.txt (gammu-smsd-files)
+            name = f"OUTA20260101_000000_{i:03d}_+4474{i:08d}_sms0.txt"
+            (folder / "outbox" / name).write_text(body(i))
+        wall_start = datetime.now(UTC)
+        proc = _gammu(folder, link, receive_frequency=60)
+        try:
+            deadline = time.monotonic() + timeout
+            while len(sim.sent) < n and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(POLL_SECONDS)
+        finally:
+            _stop_gammu(proc)
+            simulator.stop()
+        accepted = sorted(m.at for m in sim.sent)
+        counts = collections.Counter(m.submit.text for m in sim.sent)
+    if not accepted:
+        raise RuntimeError(f"gammu-smsd sent nothing within {timeout:.0f}s")
+    return PeerResult(
+        first=(accepted[0] - wall_start).total_seconds(),
+        last=(accepted[-1] - wall_start).total_seconds(),
+        count=len(accepted),
+        ok=set(counts) == {body(i) for i in range(n)} and all(c == 1 for c in counts.values()),
+    )
+
+
+def gammu_inbound(n: int, timeout: float) -> PeerResult:
+    """N messages on the SIM before gammu-smsd starts; launch to its first and N-th file."""
+    with tempfile.TemporaryDirectory(prefix="shopbell-gammu-in-") as tmp:
+        folder = Path(tmp)
+        link = folder / "modem"
+        simulator = SimulatorThread(link, 0.0, storage_slots=n + 10)
+        for i in range(n):
+            simulator.sim.preload(inbound_sender(i), inbound_body(i))
+        simulator.start()
+        inbox = folder / "inbox"
+        start = time.time()
+        proc = _gammu(folder, link, receive_frequency=0)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and proc.poll() is None:
+                if inbox.exists() and sum(1 for _ in inbox.glob("IN*")) >= n:
+                    break
+                time.sleep(POLL_SECONDS / 2)
+        finally:
+            _stop_gammu(proc)
+            simulator.stop()
+        files = sorted(inbox.glob("IN*"), key=lambda f: f.stat().st_mtime)
+        texts = collections.Counter(f.read_text(errors="replace").strip() for f in files)
+        if not files:
+            raise RuntimeError(f"gammu-smsd stored nothing within {timeout:.0f}s")
+        return PeerResult(
+            first=files[0].stat().st_mtime - start,
+            last=files[-1].stat().st_mtime - start,
+            count=len(files),
+            ok=set(texts) == {inbound_body(i) for i in range(n)},
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=200, help="messages per scenario")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per send")
     parser.add_argument(
         "--only",
-        default="cfg,uncapped",
+        default="cfg,uncapped,inbound",
         help="comma-separated: cfg (segments_per_minute = 6000, the config's maximum), "
-        "uncapped (100,000 through the launcher)",
+        "uncapped (100,000 through the launcher), inbound (N waiting on the SIM at start)",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=("gammu",),
+        default=None,
+        help="also run gammu-smsd (files backend, tuned) for the 0 ms and inbound cases",
     )
     parser.add_argument(
         "--event-loop",
@@ -363,8 +611,11 @@ def main() -> None:
     groups = set(args.only.split(","))
     n = args.n
 
+    if args.peer == "gammu" and shutil.which("gammu-smsd") is None:
+        parser.error("--peer gammu: gammu-smsd is not installed (apt-get install gammu-smsd)")
+
     scenarios: list[Scenario] = []
-    for latency in (args.latency, 0.0):
+    for latency in dict.fromkeys((args.latency, 0.0)):
         label = f"{latency * 1000:g} ms"
         if "cfg" in groups:
             scenarios.append(
@@ -384,6 +635,7 @@ def main() -> None:
     quiet = wait_quiet()
     if quiet >= 0.15:
         print(f"warning: other programs keep {quiet:.2f} cores busy; figures will be low")
+    outbound: list[Result] = []
     for scenario in scenarios:
         wait_quiet(patience=30.0)
         result = run(
@@ -394,6 +646,44 @@ def main() -> None:
         )
         print(result.line(), flush=True)
         print(result.check_line(), flush=True)
+        if scenario.latency == 0.0:
+            outbound.append(result)
+    inbound: InboundResult | None = None
+    if "inbound" in groups:
+        wait_quiet(patience=30.0)
+        inbound = run_inbound(n, timeout=max(60.0, n * 0.2), event_loop=args.event_loop)
+        print(inbound.line(), flush=True)
+        print(inbound.check_line(), flush=True)
+    if args.peer != "gammu":
+        return
+    # gammu's AT driver sleeps 0.7 s around every segment it sends: give it the time.
+    wait_quiet(patience=30.0)
+    peer_out = gammu_outbound(n, timeout=60.0 + n * 1.0)
+    print(
+        f"{'gammu-smsd 0 ms':<24} launch to first send {peer_out.first:.2f}s, to all sent "
+        f"{peer_out.last:.2f}s ({peer_out.count} sent, "
+        f"{'each body once' if peer_out.ok else 'NOT each body once'})",
+        flush=True,
+    )
+    peer_in: PeerResult | None = None
+    if "inbound" in groups:
+        wait_quiet(patience=30.0)
+        peer_in = gammu_inbound(n, timeout=60.0)
+        print(
+            f"{'gammu-smsd inbound':<24} launch to first stored {peer_in.first:.2f}s, to all "
+            f"stored {peer_in.last:.2f}s ({peer_in.count} files, "
+            f"{'each body' if peer_in.ok else 'NOT each body'})",
+            flush=True,
+        )
+    print(f"\nside by side, n={n}, 0 ms simulator (launch = spawning the process):")
+    print(f"  {'':<34}{'first':>9}{'all ' + str(n):>10}")
+    for result in outbound:
+        label = f"shopbell out, {result.scenario.name.removeprefix('0 ms ')}"
+        print(f"  {label:<34}{result.start_to_first:>8.2f}s{result.start_to_done:>9.2f}s")
+    print(f"  {'gammu-smsd out (files, tuned)':<34}{peer_out.first:>8.2f}s{peer_out.last:>9.2f}s")
+    if inbound is not None and peer_in is not None:
+        print(f"  {'shopbell in, stored':<34}{inbound.first:>8.2f}s{inbound.last:>9.2f}s")
+        print(f"  {'gammu-smsd in (files, tuned)':<34}{peer_in.first:>8.2f}s{peer_in.last:>9.2f}s")
 
 
 if __name__ == "__main__":

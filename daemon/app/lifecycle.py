@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon import __version__
-from daemon.api.app import create_app
 from daemon.api.server import ApiBindError, ApiServer, bind_socket
 from daemon.app.jobs import scheduled_jobs
 from daemon.app.services import Services, api_context, build_services, log_chain, modems
@@ -42,6 +43,11 @@ from daemon.services.tgtg.watcher import Watcher
 from storage.database import Database
 from storage.errors import DatabaseMissingError, StorageError
 from storage.messages import count_by_status
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from daemon.api.context import ApiContext
 
 log = logging.getLogger(__name__)
 
@@ -191,18 +197,35 @@ class Daemon:
         self._stage("providers", PROVIDERS_CLOSE_SECONDS, services.router.close)
         # Before the providers close: an alert that the database is gone is under way.
         self._stage("direct alert", DIRECT_ALERT_SECONDS, services.direct_alert.wait)
+        # The modem as soon as it is built: its initialisation, and the reading of what
+        # waits on its SIM, run in the background while the rest starts.
+        for modem in modems(services):
+            await modem.start()
+            log.info("modem: connecting to %s in the background", modem.port)
         await log_chain(services)
         # A clock behind the database is said in plain words; it never stops the start.
         await services.clock_check.at_start()
         if await services.owner.resume():
             log.info("owner: queued the alerts a crash left unsent")
-        for modem in modems(services):
-            await modem.start()
-            log.info("modem: connecting to %s in the background", modem.port)
+        # The outbox before the API: the queue is sent from now on; a send waits (bounded)
+        # for a modem that is still initialising.
+        await services.dispatcher.start()
+        outbox_budget = settings.shutdown.outbox_seconds
+        self._stage(
+            "outbox",
+            outbox_budget,
+            functools.partial(services.dispatcher.stop, timeout=outbox_budget * 0.9),
+        )
+        log.info("outbox: dispatching (%d sends at once at most)", services.router.capacity)
         # The sales-window timer polls at an announced window's time, between ticks.
         services.tgtg.start()
         self._stage("tgtg windows", Watcher.STOP_SECONDS, services.tgtg.stop)
 
+        # FastAPI and every route's models are the largest import of the daemon: done in a
+        # thread, so the modem, the outbox and the inbound messages go on meanwhile.
+        create_app = await asyncio.to_thread(_api_factory)
+        # Bound only now, just before granian takes the address over (ApiServer.start closes
+        # this socket first): a client that connected to it in between would be reset.
         try:
             sock = bind_socket(settings.api.host, settings.api.port)
         except ApiBindError as exc:
@@ -220,20 +243,14 @@ class Daemon:
         )
         self.api_server = server
         await server.start()
+        # Built after run_daemon froze the start-up heap (process.py): frozen too, so the
+        # collector's full passes do not walk the routes and their models either.
+        gc.freeze()
         api_budget = settings.shutdown.api_seconds
         # The server forces its connections closed a little before the stage's own deadline.
         self._stage("api", api_budget, functools.partial(server.stop, timeout=api_budget * 0.8))
         url = self.api_url
         log.info("api: listening on %s (docs %s/api/docs)", url, url)
-
-        await services.dispatcher.start()
-        outbox_budget = settings.shutdown.outbox_seconds
-        self._stage(
-            "outbox",
-            outbox_budget,
-            functools.partial(services.dispatcher.stop, timeout=outbox_budget * 0.9),
-        )
-        log.info("outbox: dispatching (%d sends at once at most)", services.router.capacity)
 
         self.scheduler = scheduler = Scheduler(db, self.clock)
         for spec in scheduled_jobs(settings, services):
@@ -335,6 +352,14 @@ class Daemon:
         self.loaded = loaded
         self.settings = self.settings.model_copy(update={"logging": new.logging})
         return changed
+
+
+def _api_factory() -> Callable[[ApiContext], FastAPI]:
+    """create_app, imported on first use: `shopbell run` only (the other commands never
+    serve), and off the event loop (see _start)."""
+    from daemon.api.app import create_app
+
+    return create_app
 
 
 def _where_to_restore_from(settings: Settings) -> str:

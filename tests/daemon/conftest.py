@@ -55,7 +55,8 @@ class DaemonProcess:
         raise AssertionError(f"no line with {text!r} within {timeout}s; output:\n{self.output}")
 
     def wait_ready(self, port: int, timeout: float = 20.0) -> None:
-        self.wait_for_line("ready:", timeout)
+        # The daemon's own line: the modem's "is ready: ..." may come before the API is up.
+        self.wait_for_line("lifecycle: ready:", timeout)
         response = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
         assert response.status_code == 200, response.text
 

@@ -405,15 +405,21 @@ def _stored(database: Path) -> int:
         return 0  # the schema is still being made
 
 
+def preloaded_simulator(link: Path, n: int) -> SimulatorThread:
+    """A zero-latency simulator with N messages waiting on its SIM, started."""
+    simulator = SimulatorThread(link, 0.0, storage_slots=n + 10)
+    for i in range(n):
+        simulator.sim.preload(inbound_sender(i), inbound_body(i))
+    simulator.start()
+    return simulator
+
+
 def run_inbound(n: int, timeout: float, event_loop: str) -> InboundResult:
     """N messages on the SIM before the daemon starts; launch to first and all N stored."""
     with tempfile.TemporaryDirectory(prefix="shopbell-modem-in-") as tmp:
         folder = Path(tmp)
         link = folder / "modem"
-        simulator = SimulatorThread(link, 0.0, storage_slots=n + 10)
-        for i in range(n):
-            simulator.sim.preload(inbound_sender(i), inbound_body(i))
-        simulator.start()
+        simulator = preloaded_simulator(link, n)
         try:
             daemon = Daemon(
                 folder, config_for(folder, link, CONFIG_MAX_SEGMENTS_PER_MINUTE, event_loop, True)
@@ -552,10 +558,7 @@ def gammu_inbound(n: int, timeout: float) -> PeerResult:
     with tempfile.TemporaryDirectory(prefix="shopbell-gammu-in-") as tmp:
         folder = Path(tmp)
         link = folder / "modem"
-        simulator = SimulatorThread(link, 0.0, storage_slots=n + 10)
-        for i in range(n):
-            simulator.sim.preload(inbound_sender(i), inbound_body(i))
-        simulator.start()
+        simulator = preloaded_simulator(link, n)
         inbox = folder / "inbox"
         start = time.time()
         proc = _gammu(folder, link, receive_frequency=0)

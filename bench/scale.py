@@ -1,4 +1,5 @@
-"""Each message-log query the API and the nightly jobs run, timed on a 1,000,000-message log.
+"""Each message-log query the API, health and the nightly jobs run, timed on a 1,000,000-message
+log.
 
 Usage: .venv/bin/python bench/scale.py [MESSAGES]   (default 1,000,000)
 
@@ -26,9 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from bench._daemon import code_line, machine_line  # noqa: E402
 from bench.tui import NOW, build  # noqa: E402
-from storage import retention  # noqa: E402
+from storage import retention, stats  # noqa: E402
 from storage.connection import open_for_writing  # noqa: E402
-from storage.messages import MessageFilter, list_messages  # noqa: E402
+from storage.messages import MessageFilter, count_by_status, list_messages  # noqa: E402
 
 RUNS = 5
 
@@ -42,6 +43,9 @@ def queries() -> list[tuple[str, Callable[..., object]]]:
         return lambda db: list_messages(db, MessageFilter(**where), limit=100, before_id=before)
 
     return [
+        # What /api/health, the TUI's status line and /metrics read (migration m018's counts).
+        ("counts by state (health)", count_by_status),
+        ("waiting by state (dashboard)", stats.waiting),
         ("newest page", page()),
         ("status=failed", page(status="failed")),
         ("status=sent, before id 500,000", page(500_000, status="sent")),

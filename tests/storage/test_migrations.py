@@ -58,6 +58,7 @@ INDEXES = {
     "idx_messages_kind_id": ("messages", ["kind", "id"]),
     "idx_messages_channel_id": ("messages", ["channel", "id"]),
     "idx_messages_waiting_channel_kind": ("messages", ["channel", "kind"]),
+    "idx_messages_otp_not_redacted": ("messages", ["id"]),
     "idx_messages_sms_spend_created_at": ("messages", ["created_at", "segments"]),
     "idx_messages_provider_provider_message_id": (
         "messages",

@@ -184,3 +184,40 @@ async def test_check_and_consume_in_one_write_lets_one_of_many_win(database: Dat
 
     results = await asyncio.gather(*(try_once() for _ in range(10)))
     assert results.count(True) == 1
+
+
+def test_the_sweeps_index_holds_only_the_otp_messages_it_has_still_to_blank(
+    sync_db: sqlite_utils.Database,
+) -> None:
+    # The partial index (m020) spells out the blanked text: it must be the one the sweep writes,
+    # or the sweep would read every OTP message again (or miss the ones it should blank).
+    [sql] = sync_db.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'idx_messages_otp_not_redacted'"
+    ).fetchone()
+    assert f"body <> '{REDACTED_BODY}'" in sql
+    for n in range(3):
+        message, _ = insert_message(
+            sync_db,
+            NewMessage(
+                channel="sms", recipient="+33612345678", body=f"code {n}", kind="otp", priority=0
+            ),
+            "2026-01-01T12:00:00.000000+00:00",
+        )
+        sync_db.execute("UPDATE messages SET status = 'sent' WHERE id = ?", [message.id])
+
+    def in_index() -> int:
+        return sync_db.execute(
+            "SELECT count(*) FROM messages INDEXED BY idx_messages_otp_not_redacted "
+            f"WHERE kind = 'otp' AND body <> '{REDACTED_BODY}'"
+        ).fetchone()[0]
+
+    assert in_index() == 3
+    assert (
+        sweep(
+            sync_db, "2026-01-01T12:01:00.000000+00:00", "2026-01-01T11:00:00.000000+00:00"
+        ).redacted
+        == 3
+    )
+    assert in_index() == 0
+    bodies = {row[0] for row in sync_db.execute("SELECT body FROM messages WHERE kind = 'otp'")}
+    assert bodies == {REDACTED_BODY}

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import functools
 import json
+import os
 import resource
 import shutil
 import socket
@@ -151,8 +152,12 @@ async def load(
     make: Callable[[int], bytes],
     count: int,
     first: int = 0,
+    *,
+    fresh: bool = False,
 ) -> LoadResult:
-    """`count` requests over CONNECTIONS connections, each a closed loop; index i from first."""
+    """`count` requests over CONNECTIONS connections, each a closed loop; index i from first.
+    `fresh`: a new connection for every request (timed with it), for a server that closes
+    each one after its answer (gunicorn's sync workers do)."""
     loop = asyncio.get_running_loop()
     clients = []
     for _ in range(CONNECTIONS):
@@ -166,9 +171,15 @@ async def load(
     async def worker(client: _Client) -> None:
         for request in nxt:
             began = time.perf_counter()
+            if fresh:
+                if client.transport is not None:
+                    client.transport.close()
+                _, client = await loop.create_connection(_Client, "127.0.0.1", port)
             status = await client.call(request)
             latencies.append(time.perf_counter() - began)
             statuses[status] += 1
+        if fresh and client.transport is not None:
+            client.transport.close()
 
     server0, busy = proc_sample(server_pid), OtherLoad()
     cpu0, start = time.process_time(), time.perf_counter()
@@ -179,8 +190,8 @@ async def load(
     server_cpu = server.cpu - server0.cpu
     others = busy.cores(cpu + server_cpu)
     for client in clients:
-        assert client.transport is not None
-        client.transport.close()
+        if client.transport is not None:
+            client.transport.close()
     return LoadResult(
         name,
         count,
@@ -298,6 +309,13 @@ def main() -> None:
         default="asyncio",
         help="the daemon's [api] event_loop (default asyncio, the daemon's default)",
     )
+    parser.add_argument(
+        "--peer",
+        choices=("seed",),
+        help="also run the seed's own stack (bench/seed_sms_peer.py: Flask, Flask-SQLAlchemy, "
+        "Flask-Limiter, gunicorn with 2 sync workers, SQLite WAL) with the same client; needs "
+        "pip install -e '.[bench]'",
+    )
     args = parser.parse_args()
     if args.n < 100:
         sys.exit("n must be at least 100 (percentiles)")
@@ -384,6 +402,35 @@ def main() -> None:
             code = daemon.stop()
             if code != 0:
                 print(f"daemon exited with {code}:\n{daemon.tail()}")
+        if args.peer == "seed":
+            seed_runs(folder, args.n, args.warmup, args.runs)
+
+
+def seed_runs(folder: Path, n: int, warmup: int, runs: int) -> None:
+    """The seed's stack under gunicorn (2 sync workers), the same client and contacts."""
+    port = free_port()
+    env = dict(os.environ, SEED_DB=str(folder / "seed.db"))
+    command = [
+        sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+        "--log-level", "warning", "bench.seed_sms_peer:app",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port, timeout=30)
+        make = functools.partial(smss_request, port)
+        asyncio.run(load("warm-up", port, server.pid, make, warmup, fresh=True))
+        first = warmup
+        for run in range(1, runs + 1):
+            wait_quiet(patience=30.0)
+            result = asyncio.run(
+                load(f"seed POST /smss (run {run})", port, server.pid, make, n, first, fresh=True)
+            )
+            first += n
+            # The server's CPU is the gunicorn master's only (its workers are its children).
+            print(result.line(), flush=True)
+    finally:
+        server.terminate()
+        server.wait()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ hook loop or OTP pumping cannot spend the shop's credit unseen.
 
 The running totals live here, touched only on the database thread (inside the write that
 queues a message, and by `recount`), so the check costs no query per message; they are
-recounted from the messages table when a period starts and by the `outbox-watch` job.
+recounted from the messages table when a period starts and by the `outbox-watch` job (which
+also corrects what a retry or a cancel changed meanwhile).
 """
 
 from __future__ import annotations
@@ -156,6 +157,13 @@ class Budget:
         """Count `segments` just queued (on the database thread, after the insert)."""
         for period, (start, used) in list(self._totals.items()):
             self._totals[period] = (start, used + segments)
+
+    def refund(self, segments: int, created_at: datetime) -> None:
+        """Give back a cancelled SMS's segments to the periods it was counted in (no query: a
+        flood cancelled by hand must not recount the month for each message)."""
+        for period, (start, used) in list(self._totals.items()):
+            if created_at >= start:
+                self._totals[period] = (start, max(0, used - segments))
 
     def recount(self, conn: sqlite_utils.Database, now: datetime) -> BudgetState:
         """Count both periods again from the messages table (on the database thread)."""

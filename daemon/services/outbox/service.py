@@ -242,7 +242,7 @@ class Outbox:
             message = cancel_message(conn, message_id, reason, utc_iso(moment))
             if budget is not None and message.channel == "sms":
                 # A cancelled SMS gives its segments back at once.
-                budget.recount(conn, moment)
+                budget.refund(message.segments or 1, message.created_at)
             return message
 
         return await self._db.write(write)
@@ -254,7 +254,8 @@ class Outbox:
         def write(conn):  # type: ignore[no-untyped-def]
             message = retry_message(conn, message_id, utc_iso(moment))
             if budget is not None and message.channel == "sms":
-                budget.recount(conn, moment)
+                # Sent again: counted again, today.
+                budget.charge(message.segments or 1)
             return message
 
         message = await self._db.write(write)

@@ -121,6 +121,12 @@ async def test_a_cancelled_sms_gives_its_segments_back_and_the_month_cap_holds(
     resets = datetime(2026, 3, 31, 22, 0, tzinfo=UTC)
     assert refused.value.retry_after == int((resets - START).total_seconds())
     await outbox.cancel(queued.message.id)
+    assert outbox.budget is not None
+    assert outbox.budget.state(clock.now()).month.segments == 1
+    await outbox.retry(queued.message.id)
+    # Sent again by hand: its two segments count again.
+    assert outbox.budget.state(clock.now()).month.segments == 3
+    await outbox.cancel(queued.message.id)
     await outbox.enqueue(api_sms())
     await outbox.enqueue(api_sms())
     with pytest.raises(EnqueueError):
